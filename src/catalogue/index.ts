@@ -1,0 +1,2 @@
+// Placeholder: the catalogue helper replaces this file (see its brief).
+export {};
