@@ -5,7 +5,14 @@
 import { z } from 'zod';
 
 /** Lifecycle states. `completed`, `cancelled` and `failed` are terminal. */
-export const JOB_STATES = ['pending', 'running', 'pending_cancellation', 'completed', 'cancelled', 'failed'] as const;
+export const JOB_STATES = [
+  'pending',
+  'running',
+  'pending_cancellation',
+  'completed',
+  'cancelled',
+  'failed',
+] as const;
 export const JobState = z.enum(JOB_STATES);
 export type JobState = z.infer<typeof JobState>;
 

@@ -1,0 +1,175 @@
+/**
+ * The operator side of the contract, on undici's Pool (not fetch: 3–5× cheaper per request on
+ * loopback). Every call carries the caller's AbortSignal and its own timeout, is retried when the
+ * failure is transient (see transport.ts) with capped full-jitter backoff, and has its answer
+ * validated against the contract before anyone uses it.
+ */
+import { Pool } from 'undici';
+import type { z } from 'zod';
+import {
+  AppendLogsRequest,
+  CheckpointRequest,
+  JobResponse,
+  type LogLine,
+  type PollRequest,
+  PollResponse,
+  type Progress,
+  type ReportRequest,
+  ReportResponse,
+} from '../contract/index.ts';
+import { retry } from '../lib/retry.ts';
+import { apiErrorFrom, classify, ProtocolError, wrapTransport } from './transport.ts';
+
+export interface OperatorClientOptions {
+  url: string;
+  token: string;
+  /** Timeout of one request, beyond any long-poll wait it asks for. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Attempts per call (first included). Default 4. */
+  maxAttempts?: number;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  /** Connections in the pool: the long poll holds one; reports and checkpoints use the others. */
+  connections?: number;
+  onRetry?(path: string, err: unknown, attempt: number, delayMs: number): void;
+  /** Observes every request (metrics): path template, outcome, seconds. */
+  onRequest?(path: string, outcome: 'ok' | 'error', seconds: number): void;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Override the number of attempts (1 = no retry). */
+  maxAttempts?: number;
+}
+
+export class OperatorClient {
+  private readonly pool: Pool;
+  private readonly opts: Required<Omit<OperatorClientOptions, 'onRetry' | 'onRequest'>> &
+    Pick<OperatorClientOptions, 'onRetry' | 'onRequest'>;
+  private readonly auth: string;
+  private readonly basePath: string;
+
+  constructor(options: OperatorClientOptions) {
+    this.opts = {
+      requestTimeoutMs: 10_000,
+      maxAttempts: 4,
+      retryBaseMs: 200,
+      retryCapMs: 5_000,
+      connections: 8,
+      ...options,
+    };
+    const url = new URL(options.url);
+    this.basePath = url.pathname.replace(/\/$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: this.opts.connections,
+      // Long polls hold a response for up to a minute: the body/headers timers must allow it; our own
+      // per-request AbortSignal is the real deadline.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: 60_000,
+    });
+    this.auth = `Bearer ${options.token}`;
+  }
+
+  /** Renew held leases, learn about cancels and lost jobs, claim up to `capacity` jobs. */
+  poll(req: PollRequest, opts: CallOptions = {}): Promise<PollResponse> {
+    return this.post('/v1/operators/poll', req, PollResponse, opts, req.wait_ms ?? 0);
+  }
+
+  /** The four terminal writes, batched. */
+  report(req: ReportRequest, opts: CallOptions = {}): Promise<ReportResponse> {
+    return this.post('/v1/operators/report', req, ReportResponse, opts);
+  }
+
+  checkpoint(
+    id: string,
+    body: { lease_token: string; checkpoint?: Record<string, unknown> | null; progress?: Progress | null },
+    opts: CallOptions = {},
+  ) {
+    return this.post(`/v1/jobs/${id}/checkpoint`, CheckpointRequest.parse(body), JobResponse, opts);
+  }
+
+  appendLogs(id: string, leaseToken: string, lines: readonly LogLine[], opts: CallOptions = {}) {
+    const body = AppendLogsRequest.parse({ lease_token: leaseToken, lines });
+    return this.post(`/v1/jobs/${id}/logs`, body, null, opts) as Promise<unknown>;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** Closes at once, failing requests in flight (used when the daemon is forced down). */
+  async destroy(): Promise<void> {
+    await this.pool.destroy();
+  }
+
+  private post<S extends z.ZodType>(
+    path: string,
+    body: unknown,
+    schema: S | null,
+    opts: CallOptions,
+    extraTimeoutMs = 0,
+  ): Promise<z.infer<S>> {
+    return this.send(path, body, schema, opts, extraTimeoutMs) as Promise<z.infer<S>>;
+  }
+
+  private send(
+    path: string,
+    body: unknown,
+    schema: z.ZodType | null,
+    opts: CallOptions,
+    extraTimeoutMs: number,
+  ): Promise<unknown> {
+    const template = path.replace(/[0-9a-f-]{36}/, '{id}');
+    const payload = JSON.stringify(body);
+    return retry(
+      async () => {
+        const started = performance.now();
+        const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs + extraTimeoutMs);
+        const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+        try {
+          const res = await this.pool.request({
+            method: 'POST',
+            path: this.basePath + path,
+            headers: { authorization: this.auth, 'content-type': 'application/json' },
+            body: payload,
+            signal,
+          });
+          const text = await res.body.text();
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = text;
+          }
+          if (res.statusCode >= 300) {
+            throw apiErrorFrom(res.statusCode, json, res.headers['retry-after']);
+          }
+          this.opts.onRequest?.(template, 'ok', (performance.now() - started) / 1000);
+          if (schema === null) return json;
+          const parsed = schema.safeParse(json);
+          if (!parsed.success) {
+            throw new ProtocolError(
+              `the control plane answered ${template} with a body the contract does not allow`,
+              {
+                issues: parsed.error.issues.slice(0, 5),
+              },
+            );
+          }
+          return parsed.data;
+        } catch (err) {
+          this.opts.onRequest?.(template, 'error', (performance.now() - started) / 1000);
+          throw wrapTransport(err, this.opts.url, opts.signal);
+        }
+      },
+      {
+        maxAttempts: opts.maxAttempts ?? this.opts.maxAttempts,
+        baseMs: this.opts.retryBaseMs,
+        capMs: this.opts.retryCapMs,
+        classify,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onRetry: (err, attempt, delay) => this.opts.onRetry?.(template, err, attempt, delay),
+      },
+    );
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * One place that classifies what went wrong talking to the control plane, and whether trying again
+ * may help (STYLE 9). Every client of the contract throws these.
+ */
+import { ErrorBody } from '../contract/index.ts';
+import type { RetryDecision } from '../lib/retry.ts';
+
+/** The control plane answered with an error status. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, code: string, message: string, details?: unknown, retryAfterMs?: number) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The control plane could not be reached, or the exchange broke off (reset, timeout). */
+export class TransportError extends Error {
+  readonly errno: string | undefined;
+  constructor(message: string, options: { cause: unknown; errno?: string }) {
+    super(message, { cause: options.cause });
+    this.name = 'TransportError';
+    this.errno = options.errno;
+  }
+}
+
+/** The control plane answered 2xx with a body the contract does not allow. */
+export class ProtocolError extends Error {
+  constructor(message: string, details?: unknown) {
+    super(message, { cause: details });
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Builds an ApiError from a status and whatever the body was. */
+export function apiErrorFrom(status: number, body: unknown, retryAfter?: string | string[]): ApiError {
+  const parsed = ErrorBody.safeParse(body);
+  const retryAfterMs = parseRetryAfter(retryAfter);
+  if (parsed.success) {
+    const e = parsed.data.error;
+    return new ApiError(status, e.code, e.message, e.details, retryAfterMs);
+  }
+  return new ApiError(status, `http_${status}`, `HTTP ${status} without an error body`, body, retryAfterMs);
+}
+
+const RETRYABLE_ERRNO = new Set([
+  'ECONNRESET', // the server or a proxy dropped the connection mid-exchange
+  'ECONNREFUSED', // the control plane is restarting
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN', // DNS hiccup
+  'ENOTFOUND', // DNS not yet populated (a Kubernetes service coming up)
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/**
+ * Whether a failed call may succeed if tried again:
+ * - 429: throttled; wait (Retry-After when given) and retry.
+ * - 5xx: the control plane or a proxy in front of it failed; retry. 501 is a permanent "no".
+ * - other 4xx (400, 401, 403, 404, 409, 410, 413, 422): the request itself is wrong or the lease
+ *   is gone; repeating it cannot help.
+ * - transport errors (resets, refused connections, timeouts): retry.
+ * - anything else (a bug, an abort): do not.
+ */
+export function classify(err: unknown): RetryDecision {
+  if (err instanceof ApiError) {
+    if (err.status === 429) return { retryable: true, retryAfterMs: err.retryAfterMs };
+    if (err.status >= 500 && err.status !== 501) return { retryable: true, retryAfterMs: err.retryAfterMs };
+    return { retryable: false };
+  }
+  if (err instanceof TransportError)
+    return { retryable: err.errno === undefined || RETRYABLE_ERRNO.has(err.errno) };
+  return { retryable: false };
+}
+
+/** Wraps a thrown undici/network error as a TransportError (aborts by the caller pass through). */
+export function wrapTransport(err: unknown, url: string, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return signal.reason ?? err;
+  if (err instanceof ApiError || err instanceof ProtocolError) return err;
+  const e = err as { code?: string; name?: string; message?: string };
+  if (e?.name === 'TimeoutError') {
+    return new TransportError(`request to ${url} timed out`, { cause: err, errno: 'ETIMEDOUT' });
+  }
+  return new TransportError(`cannot reach the control plane at ${url}: ${e?.message ?? String(err)}`, {
+    cause: err,
+    ...(e?.code ? { errno: e.code } : {}),
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Prometheus metrics of one daemon (prom-client, its own registry so several daemons can live in
+ * one process in tests). Labels are low-cardinality only: job type, executor name, outcome, path.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DURATION_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600];
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'dpo_' });
+  const registers = [registry];
+  return {
+    registry,
+    claimed: new Counter({
+      name: 'dpo_jobs_claimed_total',
+      help: 'Jobs claimed from the control plane',
+      labelNames: ['job_type', 'executor'] as const,
+      registers,
+    }),
+    outcomes: new Counter({
+      name: 'dpo_job_outcomes_total',
+      help: 'Job outcomes: complete, fail, cancelled, release, forget (lease lost)',
+      labelNames: ['job_type', 'executor', 'outcome'] as const,
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'dpo_job_duration_seconds',
+      help: 'Time from dispatch to outcome',
+      labelNames: ['job_type', 'executor', 'outcome'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    pickup: new Histogram({
+      name: 'dpo_job_pickup_seconds',
+      help: 'Time from job creation to the executor starting it',
+      labelNames: ['job_type', 'executor'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: 'dpo_jobs_in_flight',
+      help: 'Jobs queued or running in an executor',
+      labelNames: ['executor'] as const,
+      registers,
+    }),
+    held: new Gauge({ name: 'dpo_jobs_held', help: 'Jobs whose lease this daemon holds', registers }),
+    capacity: new Gauge({ name: 'dpo_capacity', help: 'Configured concurrency', registers }),
+    requests: new Histogram({
+      name: 'dpo_control_plane_request_seconds',
+      help: 'Control-plane requests by path and outcome',
+      labelNames: ['path', 'outcome'] as const,
+      buckets: [...LATENCY_BUCKETS, 30, 60],
+      registers,
+    }),
+    retries: new Counter({
+      name: 'dpo_control_plane_retries_total',
+      help: 'Control-plane requests retried after a transient failure',
+      labelNames: ['path'] as const,
+      registers,
+    }),
+    leasesLost: new Counter({
+      name: 'dpo_leases_lost_total',
+      help: 'Held jobs the control plane said were lost',
+      registers,
+    }),
+    cancelLatency: new Histogram({
+      name: 'dpo_cancel_latency_seconds',
+      help: 'Time from a cancel reaching the daemon to the executor having stopped',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: 'dpo_job_log_lines_dropped_total',
+      help: 'Job log lines not shipped because a job logged too much',
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,104 @@
+/**
+ * The executor interface: everything an executor module may depend on (with `src/lib/` helpers).
+ * Executors never import the daemon; the daemon builds a registry of them once at startup.
+ */
+import type { Checkpoint, Progress } from '../contract/index.ts';
+
+/** Why the runner aborted a job's signal. */
+export type AbortReason =
+  /** The user asked to cancel: stop the underlying work (and confirm it stopped), then return. */
+  | 'cancel'
+  /** The lease is gone (rescheduled, expired): stop locally, leave remote work running, return. */
+  | 'lost'
+  /** The daemon is shutting down: stop waiting, leave remote work running; the job is released. */
+  | 'shutdown'
+  /** The job ran past its type's timeout: stop the underlying work, then return. */
+  | 'timeout';
+
+/** The value of `signal.reason` when the runner aborts a job. */
+export class JobAbort extends Error {
+  readonly reason: AbortReason;
+  constructor(reason: AbortReason) {
+    super(`job aborted: ${reason}`);
+    this.name = 'JobAbort';
+    this.reason = reason;
+  }
+}
+
+/** The abort reason of a signal the runner aborted, if any. */
+export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
+  return signal.aborted && signal.reason instanceof JobAbort ? signal.reason.reason : undefined;
+}
+
+/**
+ * A failure that carries its retry decision. Executors throw these for anything they understand;
+ * everything else is coerced by the runner (unknown errors are retryable `INTERNAL`).
+ */
+export class JobError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly details: unknown;
+  constructor(
+    code: string,
+    message: string,
+    options: { retryable: boolean; details?: unknown; cause?: unknown },
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'JobError';
+    this.code = code;
+    this.retryable = options.retryable;
+    this.details = options.details;
+  }
+}
+
+/** The part of a claimed job an executor sees. `input` has been validated against its type. */
+export interface JobHandle<I = unknown> {
+  readonly id: string;
+  readonly type: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly companyId: number;
+  readonly dataPlaneId: string;
+  readonly input: I;
+}
+
+/** A structured logger for one job: lines go to the daemon's log and to the job's log. */
+export interface JobLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ExecuteContext {
+  /** Aborted with a {@link JobAbort} reason; pass it to every external call. */
+  readonly signal: AbortSignal;
+  /**
+   * The checkpoint the previous holder saved, or null on a fresh start. When present, reattach to
+   * the external work it names (poll the existing run) instead of submitting again.
+   */
+  readonly checkpoint: Checkpoint | null;
+  /** Durably records external handles; resolves once the control plane has stored them. */
+  saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Records progress; sent with the next lease renewal (cheap, call freely). */
+  progress(progress: Progress): void;
+  readonly log: JobLogger;
+}
+
+export interface Executor {
+  /** The executor's name in config and metrics, e.g. `local`, `snowflake`. */
+  readonly name: string;
+  /** The job types it serves. */
+  readonly jobTypes: readonly string[];
+  /** Called once before the daemon claims anything (connect, warm up). */
+  start?(): Promise<void>;
+  /** Runs one job and resolves with its result (validated by the runner against the type). */
+  execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown>;
+  /** Called once when the daemon stops. */
+  close?(): Promise<void>;
+}
+
+/** What an executor module exports for the daemon to load it by path (`DPO_EXECUTORS`). */
+export type ExecutorFactory = (
+  env: Readonly<Record<string, string | undefined>>,
+) => Executor | Promise<Executor>;

@@ -1,0 +1,83 @@
+/**
+ * Configuration from the environment and env files, parsed once with zod and frozen. Every issue
+ * is reported with the variable's name; the CLI prints them all and exits 2.
+ */
+import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Reads an env file (KEY=value lines, # comments, quotes) with Node's own parser. */
+export function readEnvFile(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read env file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+/** Process environment over env files: what the shell says wins over what a file says. */
+export function mergeEnv(files: readonly string[], env: Env = process.env): Env {
+  const merged: Record<string, string | undefined> = {};
+  for (const file of files) Object.assign(merged, readEnvFile(file));
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  return merged;
+}
+
+/**
+ * Parses `env` with a schema whose keys are variable names. Empty strings count as unset, so an
+ * env file can list a variable without a value to document it.
+ */
+export function parseEnvConfig<S extends z.ZodObject>(schema: S, env: Env): Readonly<z.infer<S>> {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') input[key] = v;
+  }
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    throw new ConfigError(
+      r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`),
+    );
+  }
+  return Object.freeze(r.data);
+}
+
+/** Reads a secret from a file (a mounted Kubernetes secret, say), trimming the trailing newline. */
+export function readSecretFile(path: string, what: string): string {
+  try {
+    const value = readFileSync(path, 'utf8').trim();
+    if (value === '') throw new ConfigError([`${what}: file ${path} is empty`]);
+    return value;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+  }
+}
+
+/** Durations and sizes from env: non-negative integers. */
+export const envInt = (min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** `host:port`, `:port` or `port`. */
+export const HostPort = z.string().transform((s, ctx) => {
+  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(s.trim());
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65_535) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port, got '${s}'` });
+    return z.NEVER;
+  }
+  const host = (m[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
+  return { host, port };
+});

@@ -1,0 +1,35 @@
+/**
+ * Structured logs (pino, JSON on stdout). Secret-looking keys are redacted wherever they appear,
+ * two levels deep, as a last line of defence: code never logs a secret on purpose.
+ */
+import pino, { type Logger } from 'pino';
+
+const SECRET_KEYS = [
+  'token',
+  'lease_token',
+  'password',
+  'private_key',
+  'privateKey',
+  'secret',
+  'authorization',
+  'secretAccessKey',
+  'sessionToken',
+  'accessKeyId',
+];
+
+export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]).concat([
+  'req.headers.authorization',
+  'headers.authorization',
+]);
+
+export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  return pino({
+    level: options.level ?? 'info',
+    ...(options.name ? { name: options.name } : {}),
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}
+
+export type { Logger };
