@@ -66,7 +66,11 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
   const metricsPort = port + 1;
   const cp = await startNode(['src/cli/main.ts', 'control-plane'], {
     cpu: 1,
-    ready: /control plane listening/,
+    ready: async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await res.arrayBuffer();
+      return res.ok;
+    },
     env: {
       DPO_CP_LISTEN: `127.0.0.1:${port}`,
       DPO_DATA_DIR: dir,
@@ -99,7 +103,11 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     async startDaemon(extra = {}) {
       daemon = await startNode(['src/cli/main.ts', 'run'], {
         cpu: 0,
-        ready: /"daemon running"/,
+        ready: async () => {
+          const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+          await res.arrayBuffer();
+          return res.ok;
+        },
         env: {
           DPO_CONTROL_PLANE_URL: url,
           DPO_TOKEN_FILE: join(dir, 'operator.token'),

@@ -26,7 +26,7 @@ export async function pinSelf(cpu: number): Promise<boolean> {
 /** Starts `node args…` pinned to `cpu` (when possible) and resolves once `ready` matches its stdout. */
 export function startNode(
   args: string[],
-  opts: { cpu?: number; env?: NodeJS.ProcessEnv; ready: RegExp },
+  opts: { cpu?: number; env?: NodeJS.ProcessEnv; ready: RegExp | (() => Promise<boolean>) },
 ): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const cmd = hasTaskset && opts.cpu !== undefined ? 'taskset' : process.execPath;
   const argv =
@@ -37,23 +37,36 @@ export function startNode(
   });
   return new Promise((resolve, reject) => {
     let out = '';
+    let done = false;
+    const ready = () => {
+      if (done) return;
+      done = true;
+      child.stdout?.off('data', onData);
+      child.stdout?.resume();
+      resolve({
+        child,
+        stop: () =>
+          new Promise((r) => {
+            if (child.exitCode !== null) return r();
+            child.once('exit', () => r());
+            child.kill('SIGTERM');
+          }),
+      });
+    };
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (opts.ready.test(out)) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({
-          child,
-          stop: () =>
-            new Promise((r) => {
-              if (child.exitCode !== null) return r();
-              child.once('exit', () => r());
-              child.kill('SIGTERM');
-            }),
-        });
-      }
+      if (opts.ready instanceof RegExp && opts.ready.test(out)) ready();
     };
     child.stdout?.on('data', onData);
+    if (typeof opts.ready === 'function') {
+      const check = opts.ready;
+      const tick = async (): Promise<void> => {
+        if (done || child.exitCode !== null) return;
+        if (await check().catch(() => false)) ready();
+        else setTimeout(() => void tick(), 20);
+      };
+      void tick();
+    }
     child.once('exit', (code) =>
       reject(new Error(`${args.join(' ')} exited with ${code} before it was ready`)),
     );

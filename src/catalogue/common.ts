@@ -22,4 +22,7 @@ export const JsonObject = z.record(z.string(), z.unknown());
  * Large identifiers such as Iceberg snapshot ids exceed 2^53; JSON carries them as numbers that
  * JavaScript rounds. Accept any non-negative integer-valued number, or a digit string.
  */
-export const BigId = z.union([z.number().nonnegative().refine(Number.isInteger, 'must be an integer'), z.string().regex(/^\d+$/)]);
+export const BigId = z.union([
+  z.number().nonnegative().refine(Number.isInteger, 'must be an integer'),
+  z.string().regex(/^\d+$/),
+]);

@@ -12,7 +12,10 @@ export const DatasetsDeleteTableInput = z.looseObject({
   external_id: z
     .string()
     .min(1)
-    .regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$/, 'must be a (schema-qualified) table name'),
+    .regex(
+      /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$/,
+      'must be a (schema-qualified) table name',
+    ),
   is_narrative_managed: z.boolean(),
 });
 export const DatasetsDeleteTableResult = typed('datasets_delete_table');
@@ -82,9 +85,7 @@ export const ColumnStats = z.looseObject({
   upper_bound: Bound.optional(),
   approx_count_distinct: Count.optional(),
   completeness: z.number().min(0).max(1).optional(),
-  histogram: z
-    .array(z.looseObject({ lower: z.number(), upper: z.number(), count: Count }))
-    .optional(),
+  histogram: z.array(z.looseObject({ lower: z.number(), upper: z.number(), count: Count })).optional(),
   mean: z.number().nullable().optional(),
   standard_deviation: z.number().nullable().optional(),
 });

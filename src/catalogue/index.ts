@@ -64,7 +64,13 @@ const spec = (
 ): JobTypeSpec => Object.freeze({ type, input, result, executors, summary, internal });
 
 export const catalogue: { readonly [T in JobType]: JobTypeSpec } = Object.freeze({
-  forecast: spec('forecast', F.ForecastInput, F.ForecastResult, SPARK_SQL, 'Estimate rows and cost of a subscription, sampled'),
+  forecast: spec(
+    'forecast',
+    F.ForecastInput,
+    F.ForecastResult,
+    SPARK_SQL,
+    'Estimate rows and cost of a subscription, sampled',
+  ),
   'forecast-internal': spec(
     'forecast-internal',
     F.ForecastInput,
@@ -73,8 +79,20 @@ export const catalogue: { readonly [T in JobType]: JobTypeSpec } = Object.freeze
     'Unsampled follow-up of a forecast',
     true,
   ),
-  costs: spec('costs', F.CostsInput, F.CostsResult, SPARK_SQL, 'Scan cost of a subscription query, without sampling'),
-  'nql-forecast': spec('nql-forecast', M.NqlForecastInput, M.NqlForecastResult, SPARK_SQL, 'Preview an NQL query'),
+  costs: spec(
+    'costs',
+    F.CostsInput,
+    F.CostsResult,
+    SPARK_SQL,
+    'Scan cost of a subscription query, without sampling',
+  ),
+  'nql-forecast': spec(
+    'nql-forecast',
+    M.NqlForecastInput,
+    M.NqlForecastResult,
+    SPARK_SQL,
+    'Preview an NQL query',
+  ),
   'materialize-view': spec(
     'materialize-view',
     M.MaterializeViewInput,
@@ -202,7 +220,10 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; issues: Issue[
 function validate(type: string, value: unknown, which: 'input' | 'result'): Validation<unknown> {
   const s = getJobType(type);
   if (s === undefined) {
-    return { ok: false, issues: [{ path: 'type', message: `unknown job type '${type}'`, code: 'unknown_job_type' }] };
+    return {
+      ok: false,
+      issues: [{ path: 'type', message: `unknown job type '${type}'`, code: 'unknown_job_type' }],
+    };
   }
   const r = s[which].safeParse(value);
   return r.success ? { ok: true, value: r.data } : { ok: false, issues: formatIssues(r.error) };

@@ -24,12 +24,16 @@ export const ModelInferenceRunResult = z.looseObject({
   usage: z.looseObject({ completion_tokens: Count, prompt_tokens: Count, total_tokens: Count }),
 });
 
-const SemVerish = z.string().regex(/^\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$/, 'must be a version such as 1.0.0');
+const SemVerish = z
+  .string()
+  .regex(/^\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$/, 'must be a version such as 1.0.0');
 
 export const ModelTrainingRunInput = z.looseObject({
   company_id: Id,
   dataset_id: Id,
-  instance_type: z.string().regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.g5.2xlarge'),
+  instance_type: z
+    .string()
+    .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.g5.2xlarge'),
   base_model_id: z.string().min(1),
   base_model_repository: z.enum(['huggingface', 'narrative', 's3']),
   trained_model_version: SemVerish,
