@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { pinSelf, startNode, summary } from './lib.ts';
+import { CLI, pinSelf, startNode, summary } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const JOBS = Number(process.env.BENCH_CP_JOBS ?? 10_000);
@@ -22,7 +22,7 @@ async function once(): Promise<{ submit: number; claim1: number; claim50: number
   const admin = randomBytes(18).toString('base64url');
   const operator = randomBytes(18).toString('base64url');
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const cp = await startNode(['src/cli/main.ts', 'control-plane'], {
+  const cp = await startNode([CLI, 'control-plane'], {
     cpu: 1,
     ready: /control plane listening/,
     env: {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
 import { bullmqDrain, bullmqPickup, openLoop, startRedis } from './bullmq-peer.ts';
-import { median, pinSelf, startNode, summary } from './lib.ts';
+import { CLI, median, pinSelf, startNode, summary } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const DRAIN_JOBS = Number(process.env.BENCH_DRAIN_JOBS ?? 20_000);
@@ -64,7 +64,7 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
   writeFileSync(join(dir, 'operator.token'), operator, { mode: 0o600 });
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const metricsPort = port + 1;
-  const cp = await startNode(['src/cli/main.ts', 'control-plane'], {
+  const cp = await startNode([CLI, 'control-plane'], {
     cpu: 1,
     ready: async () => {
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
@@ -101,7 +101,7 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     pool,
     daemonPid: () => daemon!.child.pid!,
     async startDaemon(extra = {}) {
-      daemon = await startNode(['src/cli/main.ts', 'run'], {
+      daemon = await startNode([CLI, 'run'], {
         cpu: 0,
         ready: async () => {
           const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
@@ -112,7 +112,7 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
           DPO_CONTROL_PLANE_URL: url,
           DPO_TOKEN_FILE: join(dir, 'operator.token'),
           DPO_DATA_PLANE_ID: DP,
-          DPO_EXECUTORS: 'bench/bench-executor.ts',
+          DPO_EXECUTORS: 'dist/bench/bench-executor.js',
           DPO_CONCURRENCY: '50',
           DPO_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
           DPO_LOG_LEVEL: 'warn',

@@ -29,7 +29,7 @@ function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } =
       env: {
         PATH: process.env.PATH,
         DPO_CONTROL_PLANE_URL: cp.url,
-        DPO_TOKEN: cp.adminToken,
+        DPO_API_TOKEN: cp.adminToken,
         DPO_DATA_DIR: mkdtempSync(join(tmpdir(), 'dpo-cli-')),
         ...opts.env,
       },
@@ -103,10 +103,10 @@ describe('jobs submit', () => {
   });
 
   it('exits 2 without a token, and 1 for a wrong one without printing it', async () => {
-    const none = await cli(['list'], { env: { DPO_TOKEN: '' } });
+    const none = await cli(['list'], { env: { DPO_API_TOKEN: '' } });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--token');
-    const wrong = await cli(['list'], { env: { DPO_TOKEN: 'wrong-secret-token' } });
+    const wrong = await cli(['list'], { env: { DPO_API_TOKEN: 'wrong-secret-token' } });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('unauthorized');
     expect(wrong.stderr).not.toContain('wrong-secret-token');

@@ -36,7 +36,7 @@ function resolveToken(o: GlobalOpts): string {
     }
   }
   throw new UsageError(
-    'no token: pass --token or --token-file, set DPO_TOKEN or DPO_TOKEN_FILE, or run where .data/admin.token exists (npm run dev writes it)',
+    'no token: pass --token or --token-file, set DPO_API_TOKEN or DPO_API_TOKEN_FILE, or run where .data/admin.token exists (npm run dev writes it)',
   );
 }
 
@@ -164,11 +164,15 @@ export function registerJobsCommand(program: Command): void {
       'control plane URL (DPO_CONTROL_PLANE_URL)',
       process.env.DPO_CONTROL_PLANE_URL || 'http://127.0.0.1:8700',
     )
-    .option('--token <token>', 'admin token (DPO_TOKEN)', process.env.DPO_TOKEN || undefined)
+    .option(
+      '--token <token>',
+      'user-side (admin) token (DPO_API_TOKEN)',
+      process.env.DPO_API_TOKEN || undefined,
+    )
     .option(
       '--token-file <file>',
-      'file holding the admin token (DPO_TOKEN_FILE)',
-      process.env.DPO_TOKEN_FILE || undefined,
+      'file holding the user-side token (DPO_API_TOKEN_FILE)',
+      process.env.DPO_API_TOKEN_FILE || undefined,
     )
     .option('--json', 'print machine-readable JSON');
 

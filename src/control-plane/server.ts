@@ -291,6 +291,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         const gone = await waiters.parkPoll(
           {
             dataPlaneId,
+            executor: body.executor,
             jobTypes: new Set(body.job_types),
             heldIds: new Set(body.held.map((h) => h.id)),
             wantsClaims: body.capacity > 0,

@@ -70,8 +70,8 @@ export interface StoreOptions {
 export interface StoreEvents {
   /** A job of `type` became claimable (now or at `notBefore`) for `dataPlaneId` (null: any). */
   claimable(type: string, dataPlaneId: string | null, notBefore: number | null): void;
-  /** A held job must be looked at by its holder: cancel requested, or lease revoked. */
-  holderAttention(jobId: string): void;
+  /** A held job must be looked at by its holder (`executor`): cancel requested, or lease revoked. */
+  holderAttention(jobId: string, executor: string | null): void;
   /** The job reached a terminal state. */
   terminal(jobId: string): void;
 }
@@ -139,6 +139,7 @@ CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs(lease_expires_at) WHERE lease_token IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE INDEX IF NOT EXISTS jobs_type ON jobs(type, seq);
+CREATE INDEX IF NOT EXISTS jobs_cancelling ON jobs(executor) WHERE state = 'pending_cancellation';
 CREATE TABLE IF NOT EXISTS job_logs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   job_id TEXT NOT NULL,
@@ -262,6 +263,9 @@ export class JobStore {
         `UPDATE jobs SET lease_expires_at = ?, progress = COALESCE(?, progress), updated_at = ?
          WHERE id = ? AND lease_token = ? AND data_plane_id = ? AND state IN ('running', 'pending_cancellation')
          RETURNING state`,
+      ),
+      cancelling: db.prepare(
+        `SELECT id FROM jobs WHERE state = 'pending_cancellation' AND executor = ? AND data_plane_id = ?`,
       ),
       expired: db.prepare(
         `SELECT * FROM jobs WHERE lease_token IS NOT NULL AND lease_expires_at < ? ORDER BY lease_expires_at`,
@@ -467,7 +471,7 @@ export class JobStore {
             cancellation_reason: row.cancellation_reason ?? reason ?? 'cancelled by user',
             updated_at: now,
           });
-          this.emit((l) => l.holderAttention(row.id));
+          this.emit((l) => l.holderAttention(row.id, row.executor));
           return { outcome: 'cancellation_requested', job: updated };
         }
       }
@@ -499,7 +503,7 @@ export class JobStore {
         ended_at: null,
         updated_at: now,
       });
-      if (row.lease_token !== null) this.emit((l) => l.holderAttention(row.id));
+      if (row.lease_token !== null) this.emit((l) => l.holderAttention(row.id, row.executor));
       this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
       return { outcome: 'rescheduled', job };
     });
@@ -509,8 +513,9 @@ export class JobStore {
   // Operator side
 
   /**
-   * Renews the leases of `held`, sorts them into `cancel` and `lost`, then claims up to `capacity`
-   * pending jobs of `jobTypes` for `dataPlaneId`, oldest first.
+   * Renews the leases of `held`, sorts them into `cancel` and `lost`, adds every other job this
+   * executor holds whose cancellation was requested, then claims up to `capacity` pending jobs of
+   * `jobTypes` for `dataPlaneId`, oldest first.
    */
   poll(args: {
     executor: string;
@@ -532,6 +537,12 @@ export class JobStore {
           | undefined;
         if (r === undefined) lost.push(h.id);
         else if (r.state === 'pending_cancellation') cancel.push(h.id);
+      }
+      // Cancels reach the holder whether or not this poll lists the job in `held`: the daemon sends
+      // `held` only when renewals are due, and a cancel must not wait for that.
+      const seen = new Set(cancel);
+      for (const r of this.stmts.cancelling.all(args.executor, args.dataPlaneId) as Array<{ id: string }>) {
+        if (!seen.has(r.id)) cancel.push(r.id);
       }
       let claimed: Job[] = [];
       if (args.capacity > 0 && args.jobTypes.length > 0) {

@@ -1,8 +1,8 @@
 /**
  * Parked long polls (operators) and terminal waits (users), woken by the store's post-commit events.
  *
- * A parked poll wakes when a job it could claim becomes claimable, when one of the jobs it holds
- * needs its attention (cancel requested, lease revoked), at the earliest retry backoff among the
+ * A parked poll wakes when a job it could claim becomes claimable, when one of the jobs its executor
+ * holds needs its attention (cancel requested, lease revoked), at the earliest retry backoff among the
  * jobs it could claim, or at its timeout. Waking re-runs the poll; a parked poll never claims by
  * itself, so a client that went away while parked claims nothing.
  */
@@ -11,6 +11,7 @@ import type { JobStore } from './store.ts';
 
 export interface ParkedPoll {
   dataPlaneId: string;
+  executor: string;
   jobTypes: ReadonlySet<string>;
   heldIds: ReadonlySet<string>;
   wantsClaims: boolean;
@@ -38,8 +39,8 @@ export class Waiters {
           else p.wakeAt(notBefore);
         }
       },
-      holderAttention: (jobId) => {
-        for (const p of this.polls) if (p.heldIds.has(jobId)) p.wake();
+      holderAttention: (jobId, executor) => {
+        for (const p of this.polls) if (p.executor === executor || p.heldIds.has(jobId)) p.wake();
       },
       terminal: (jobId) => {
         const set = this.terminal.get(jobId);

@@ -6,9 +6,10 @@
  *   starting ──start()──▶ running ──drain()──▶ draining ──(idle, or drain timeout → release)──▶ stopped
  *       └───────────────────────────┴──force() / fatal error (401, 403) ──────────────────────▶ stopped
  *
- * One poll is in flight at a time. It renews every held lease, carries progress, claims only what
- * can start now (free slots = concurrency − queued − running, per executor too), and parks at the
- * control plane until there is something to say, so cancels arrive pushed, not on a heartbeat. A
+ * One poll is in flight at a time. Every third of the lease TTL it renews every held lease (one
+ * request for any number of jobs); it carries changed progress, claims only what can start now
+ * (free slots = concurrency − queued − running, per executor too), and parks at the control plane
+ * until there is something to say, so cancels arrive pushed, not on a heartbeat. A
  * poll parked with nothing to claim is interrupted when a slot frees up. Outcomes go through one
  * coalescing reporter (one `report` request in flight, batching whatever accumulated meanwhile).
  * A job stays held — its lease renewed — until its outcome is acknowledged, so a control-plane outage
@@ -108,6 +109,13 @@ export class Daemon {
   private stopResolve!: (r: StopReason) => void;
   /** Resolves when the daemon has stopped, with why. */
   readonly stopped: Promise<StopReason>;
+  /** When every held lease was last renewed (epoch ms). */
+  private lastRenewalAt = 0;
+  /** The control plane's lease TTL, as its last poll answer said. */
+  private leaseTtlMs = 30_000;
+  private renewEveryMs(): number {
+    return Math.max(50, Math.floor(this.leaseTtlMs / 3));
+  }
   /** Last successful poll (epoch ms), for /healthz. */
   lastPollAt = 0;
   /** Whether the control plane has answered at least once, for /readyz. */
@@ -185,22 +193,30 @@ export class Daemon {
     while (this.stateValue === 'running' || this.stateValue === 'draining') {
       if (this.stateValue === 'draining' && this.held.size === 0) break;
       const { capacity, jobTypes } = this.claimPlan();
-      const held = [...this.held.values()].map((h) => {
-        const entry = {
+      // Renew every held lease once a third of the TTL has passed; in between, send only the jobs
+      // whose progress changed. Cancels reach us either way (the control plane knows our executor
+      // id), so polls stay small however many jobs are held.
+      const now = Date.now();
+      const renew = this.held.size > 0 && now - this.lastRenewalAt >= this.renewEveryMs();
+      const held: Array<{ id: string; lease_token: string; progress?: Progress | null }> = [];
+      for (const h of this.held.values()) {
+        if (!renew && !h.progressDirty) continue;
+        held.push({
           id: h.job.id,
           lease_token: h.token,
           ...(h.progressDirty ? { progress: h.progress } : {}),
-        };
+        });
         h.progressDirty = false;
-        return entry;
-      });
-      // Holding jobs: come back at least every progress interval so progress flows; the server also
-      // caps a holding poll at half the lease TTL. Draining: do not park, renewals only.
+      }
+      if (renew) this.lastRenewalAt = now;
+      // Holding jobs: come back by the next renewal and at least every progress interval. Draining:
+      // do not park long, renewals only.
+      const untilRenewal = Math.max(0, this.lastRenewalAt + this.renewEveryMs() - now);
       const waitMs =
         this.stateValue === 'draining'
-          ? Math.min(this.o.progressIntervalMs, 1_000)
-          : held.length > 0
-            ? Math.min(this.o.pollWaitMs, this.o.progressIntervalMs)
+          ? Math.min(this.o.progressIntervalMs, 1_000, untilRenewal)
+          : this.held.size > 0
+            ? Math.min(this.o.pollWaitMs, this.o.progressIntervalMs, untilRenewal)
             : this.o.pollWaitMs;
       const controller = new AbortController();
       this.pollController = controller;
@@ -218,6 +234,7 @@ export class Daemon {
           { signal: AbortSignal.any([controller.signal, this.stopController.signal]) },
         );
         failures = 0;
+        this.leaseTtlMs = res.lease_ttl_ms;
         this.lastPollAt = Date.now();
         this.controlPlaneAnswered = true;
         this.handlePoll(res);
@@ -227,6 +244,7 @@ export class Daemon {
           const j = this.held.get(h.id);
           if (j && 'progress' in h) j.progressDirty = true;
         }
+        if (renew) this.lastRenewalAt = 0;
         if (this.stopController.signal.aborted) break;
         if (controller.signal.aborted) continue; // interrupted on purpose: poll again at once
         if (isAuthError(err)) {

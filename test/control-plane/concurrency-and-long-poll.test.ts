@@ -91,6 +91,18 @@ describe('the long poll', () => {
     process.stdout.write(`parked poll saw the cancel ${wake.toFixed(2)} ms after the request was sent\n`);
   });
 
+  it('pushes a cancel to the executor’s parked poll even when the poll does not list the job', async () => {
+    cp = await startTestControlPlane();
+    const c = clients(cp);
+    const job = await c.submit(TRUNCATE, truncateInput());
+    await c.claim(job.id);
+    const other = await c.poll({ executor: 'someone-else', capacity: 0, wait_ms: 300 });
+    const parked = c.poll({ capacity: 0, wait_ms: 20_000, held: [] });
+    await c.user('POST', `/v1/jobs/${job.id}/cancel`);
+    expect((await parked).body.cancel).toEqual([job.id]);
+    expect(other.body.cancel).toEqual([]);
+  });
+
   it('answers a parked poll at once when a held job is rescheduled away from it', async () => {
     cp = await startTestControlPlane();
     const c = clients(cp);
