@@ -215,7 +215,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       const req = parse(SubmitJobRequest, ctx.body, 'job submission');
       const { job, created } = store.submit(req, { type: 'api_user', token_name: ctx.principal.name });
       ctx.res.statusCode = created ? 201 : 200;
-      if (created) log.info({ job_id: job.id, job_type: job.type }, 'job submitted');
+      if (created) log.debug({ job_id: job.id, job_type: job.type }, 'job submitted');
       return job;
     }),
   );

@@ -218,7 +218,11 @@ export class JobStore {
     if (options.path !== ':memory:') {
       // WAL with synchronous=NORMAL: a committed transaction survives a process crash; the last
       // few may be lost on power failure. Stated beside the benchmark figures.
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      // The control plane is the database's only user: an exclusive lock taken once spares every
+      // transaction the file-lock system calls (a fifth of a submission's cost otherwise).
+      this.db.exec(
+        'PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;',
+      );
     }
     this.db.exec('PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
     this.db.exec(SCHEMA);

@@ -84,6 +84,7 @@ interface Held {
   logLines: LogLine[];
   dispatchedAt: number;
   cancelSeenAt?: number;
+  logger?: Logger;
 }
 
 type PendingReport = { held: Held; entry: ReportEntry };
@@ -377,9 +378,9 @@ export class Daemon {
           { job_type: job.type, executor: executor.name },
           Math.max(0, pickup) / 1000,
         );
-        const log = this.jobLog(h);
-        if (job.checkpoint) log.info({ checkpoint: job.checkpoint }, 'reattaching from checkpoint');
-        else log.debug({}, 'starting');
+        if (job.checkpoint)
+          this.jobLog(h).info({ checkpoint: job.checkpoint }, 'reattaching from checkpoint');
+        else if (this.log.isLevelEnabled('debug')) this.jobLog(h).debug({}, 'starting');
         outcome = await runJob(job, {
           executor,
           controller: h.controller,
@@ -409,10 +410,12 @@ export class Daemon {
       (performance.now() - h.dispatchedAt) / 1000,
     );
     const level = outcome.kind === 'fail' ? 'warn' : 'info';
-    this.jobLog(h)[level](
-      outcome.kind === 'fail' ? { code: outcome.failure.code, retryable: outcome.failure.retryable } : {},
-      `job ${outcome.kind === 'complete' ? 'completed' : outcome.kind}`,
-    );
+    if (this.log.isLevelEnabled(level)) {
+      this.jobLog(h)[level](
+        outcome.kind === 'fail' ? { code: outcome.failure.code, retryable: outcome.failure.retryable } : {},
+        `job ${outcome.kind === 'complete' ? 'completed' : outcome.kind}`,
+      );
+    }
     if (outcome.kind === 'forget') {
       // The job may already be held again under a new lease (re-claimed after a reschedule).
       if (this.held.get(job.id) === h) this.held.delete(job.id);
@@ -442,17 +445,18 @@ export class Daemon {
     }
   }
 
+  /** The job's logger, made on first use (a pino child costs more than the rest of a no-op job). */
   private jobLog(h: Held): Logger {
-    return this.log.child({ job_id: h.job.id, job_type: h.job.type, executor_name: h.executor.name });
+    h.logger ??= this.log.child({ job_id: h.job.id, job_type: h.job.type, executor_name: h.executor.name });
+    return h.logger;
   }
 
   /** The executor's logger: each line to the daemon's log and buffered for the job's log. */
   private shippingLogger(h: Held): JobLogger {
-    const base = this.jobLog(h);
     const max = this.o.maxBufferedLogLines ?? 1_000;
     const line =
       (level: 'debug' | 'info' | 'warn' | 'error') => (msg: string, fields?: Record<string, unknown>) => {
-        base[level](fields ?? {}, msg);
+        if (this.log.isLevelEnabled(level)) this.jobLog(h)[level](fields ?? {}, msg);
         if (level === 'debug') return;
         if (h.logLines.length >= max) {
           this.o.metrics.logLinesDropped.inc();
