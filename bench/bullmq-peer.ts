@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
-import { hasTaskset } from './lib.ts';
+import { freePort, hasTaskset } from './lib.ts';
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -54,7 +54,7 @@ export interface RedisServer {
 
 export async function startRedis(): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'dpo-redis-'));
-  const port = 40_000 + Math.floor(Math.random() * 10_000);
+  const port = await freePort();
   const args = [
     '--port',
     String(port),

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { CLI, pinSelf, startNode, summary } from './lib.ts';
+import { CLI, freePort, pinSelf, startNode, summary } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const JOBS = Number(process.env.BENCH_CP_JOBS ?? 10_000);
@@ -21,7 +21,7 @@ async function once(): Promise<{ submit: number; claim1: number; claim50: number
   const dir = mkdtempSync(join(tmpdir(), 'dpo-bench-'));
   const admin = randomBytes(18).toString('base64url');
   const operator = randomBytes(18).toString('base64url');
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const cp = await startNode([CLI, 'control-plane'], {
     cpu: 1,
     ready: /control plane listening/,

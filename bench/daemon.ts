@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { bullmqDrain, bullmqPickup, openLoop, startRedis } from './bullmq-peer.ts';
-import { CLI, median, pinSelf, startNode, summary } from './lib.ts';
+import { CLI, freePort, median, pinSelf, startNode, summary } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const DRAIN_JOBS = Number(process.env.BENCH_DRAIN_JOBS ?? 20_000);
@@ -61,8 +61,8 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     JSON.stringify({ admin_tokens: [admin], operator_tokens: [{ token: operator, data_plane_id: DP }] }),
   );
   writeFileSync(join(dir, 'operator.token'), operator, { mode: 0o600 });
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const metricsPort = port + 1;
+  const port = await freePort();
+  const metricsPort = await freePort();
   const cp = await startNode([CLI, 'control-plane'], {
     cpu: 1,
     ready: async () => {
@@ -444,6 +444,6 @@ export async function benchDaemon(): Promise<void> {
   );
 }
 
-export { cancelRun, drainRun, pickupRun };
+export { cancelRun, drainRun, holdRun, idleRun, pickupRun };
 
 if (import.meta.main) await benchDaemon();

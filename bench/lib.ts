@@ -1,6 +1,7 @@
 /** Small helpers shared by the benchmarks: statistics, CPU pinning, child processes. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -76,5 +77,17 @@ export function startNode(
     child.once('exit', (code) =>
       reject(new Error(`${args.join(' ')} exited with ${code} before it was ready`)),
     );
+  });
+}
+
+/** A port free right now on 127.0.0.1 (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
   });
 }

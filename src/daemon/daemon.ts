@@ -18,15 +18,16 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { ApiError } from '../client/transport.ts';
-import type {
-  Job,
-  LogLine,
-  PollRequest,
-  PollResponse,
-  Progress,
-  ReportEntry,
-  ReportRequest,
-  ReportResponse,
+import {
+  type Job,
+  type LogLine,
+  MAX_CAPACITY,
+  type PollRequest,
+  type PollResponse,
+  type Progress,
+  type ReportEntry,
+  type ReportRequest,
+  type ReportResponse,
 } from '../contract/index.ts';
 import { abortReasonOf, type Executor, JobAbort, type JobLogger } from '../executor/index.ts';
 import { backoffDelay, sleep } from '../lib/retry.ts';
@@ -186,7 +187,7 @@ export class Daemon {
       perExecutor += free;
       for (const [type, ex] of this.o.registry.routes) if (ex === e) jobTypes.push(type);
     }
-    return { capacity: Math.min(global, perExecutor), jobTypes };
+    return { capacity: Math.min(global, perExecutor, MAX_CAPACITY), jobTypes };
   }
 
   private async loop(): Promise<void> {

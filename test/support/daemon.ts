@@ -29,13 +29,14 @@ export async function startTestDaemon(
   } = {},
 ): Promise<TestDaemon> {
   const dir = overrides.dir ?? mkdtempSync(join(tmpdir(), 'dpo-exec-'));
+  const metrics = createMetrics({ defaultMetrics: false });
   const client = new OperatorClient({
     url: cp.url,
     token: cp.operatorToken,
     retryBaseMs: 20,
     retryCapMs: 200,
+    onRequest: (path, outcome, seconds) => metrics.requests.observe({ path, outcome }, seconds),
   });
-  const metrics = createMetrics({ defaultMetrics: false });
   const executors = overrides.executors ?? [createTestExecutor(dir)];
   const daemon = new Daemon({
     controlPlane: overrides.controlPlane ?? client,
