@@ -18,7 +18,7 @@ import {
   ReportResponse,
 } from '../contract/index.ts';
 import { retry } from '../lib/retry.ts';
-import { apiErrorFrom, classify, ProtocolError, wrapTransport } from './transport.ts';
+import { classify, ProtocolError, readAnswer, wrapTransport } from './transport.ts';
 
 export interface OperatorClientOptions {
   url: string;
@@ -135,16 +135,7 @@ export class OperatorClient {
             body: payload,
             signal,
           });
-          const text = await res.body.text();
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = text;
-          }
-          if (res.statusCode >= 300) {
-            throw apiErrorFrom(res.statusCode, json, res.headers['retry-after']);
-          }
+          const json = await readAnswer(res);
           this.opts.onRequest?.(template, 'ok', (performance.now() - started) / 1000);
           if (schema === null) return json;
           const parsed = schema.safeParse(json);

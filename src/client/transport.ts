@@ -106,3 +106,23 @@ export function wrapTransport(err: unknown, url: string, signal?: AbortSignal): 
     ...(e?.code ? { errno: e.code } : {}),
   });
 }
+
+/**
+ * Reads an answer's body as JSON (a non-JSON body stays text), and throws the ApiError an error
+ * status calls for.
+ */
+export async function readAnswer(res: {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: { text(): Promise<string> };
+}): Promise<unknown> {
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
+  if (res.statusCode >= 300) throw apiErrorFrom(res.statusCode, json, res.headers['retry-after']);
+  return json;
+}

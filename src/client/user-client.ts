@@ -13,7 +13,7 @@ import {
   RescheduleJobResponse,
   type SubmitJobRequest,
 } from '../contract/index.ts';
-import { apiErrorFrom, ProtocolError, wrapTransport } from './transport.ts';
+import { ProtocolError, readAnswer, wrapTransport } from './transport.ts';
 
 export { ApiError } from './transport.ts';
 
@@ -109,14 +109,7 @@ export class UserClient {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
-      const text = await res.body.text();
-      let json: unknown;
-      try {
-        json = text ? JSON.parse(text) : undefined;
-      } catch {
-        json = text;
-      }
-      if (res.statusCode >= 300) throw apiErrorFrom(res.statusCode, json, res.headers['retry-after']);
+      const json = await readAnswer(res);
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         throw new ProtocolError(

@@ -392,7 +392,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       const raw = await readBody(req, maxBody);
       if (raw.length > 0) {
         if (type !== undefined && !/^application\/(.+\+)?json\b/i.test(type)) {
-          throw new HttpError(415, 'unsupported_media_type', `expected a JSON body (content-type application/json), got ${type}; with curl use --json`);
+          throw new HttpError(
+            415,
+            'unsupported_media_type',
+            `expected a JSON body (content-type application/json), got ${type}; with curl use --json`,
+          );
         }
         try {
           body = JSON.parse(raw.toString('utf8'));
