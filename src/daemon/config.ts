@@ -104,8 +104,3 @@ export function loadDaemonConfig(env: Env): Readonly<DaemonConfig> {
     executorId: parsed.DPO_EXECUTOR_ID ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`,
   });
 }
-
-/** For `config print`: the config with every secret replaced. */
-export function redactConfig(cfg: DaemonConfig): Record<string, unknown> {
-  return { ...cfg, token: '[redacted]', DPO_TOKEN: cfg.DPO_TOKEN ? '[redacted]' : undefined };
-}
