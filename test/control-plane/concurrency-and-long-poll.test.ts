@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
 import {
@@ -6,6 +7,7 @@ import {
   type TestControlPlane,
   TRUNCATE,
   truncateInput,
+  waitFor,
 } from '../helpers.ts';
 
 let cp: TestControlPlane | undefined;
@@ -101,6 +103,32 @@ describe('the long poll', () => {
     await c.user('POST', `/v1/jobs/${job.id}/cancel`);
     expect((await parked).body.cancel).toEqual([job.id]);
     expect(other.body.cancel).toEqual([]);
+  });
+
+  it('forgets a parked poll whose client hung up, so no job is claimed into a dead connection', async () => {
+    cp = await startTestControlPlane();
+    const c = clients(cp);
+    // A raw connection that sends a poll and hangs up while it is parked.
+    const body = JSON.stringify({
+      executor: 'gone',
+      data_plane_id: cp.dataPlaneId,
+      job_types: [TRUNCATE],
+      capacity: 5,
+      wait_ms: 20_000,
+    });
+    const socket = connect(cp.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      `POST /v1/operators/poll HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${cp.operatorToken}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    // Requests are handled in arrival order: once a later one is answered, the first is parked.
+    await waitFor(async () => (await c.poll({ executor: 'probe', capacity: 0 })).status === 200);
+    socket.destroy();
+    await new Promise((r) => socket.once('close', r));
+    const job = await c.submit(TRUNCATE, truncateInput());
+    const r = await c.poll({ capacity: 5 });
+    expect(r.body.claimed.map((j) => j.id)).toEqual([job.id]);
   });
 
   it('answers a parked poll at once when a held job is rescheduled away from it', async () => {
