@@ -1,77 +1,192 @@
 /**
- * `dataplane-operator jobs …`: drive any control plane from a terminal or a script.
- * Readable output by default, `--json` for scripts. Exit codes: 0 ok (for `wait`: completed),
- * 1 API or network error, 2 usage error, 3 failed, 4 cancelled, 5 `wait --timeout` passed.
+ * `dataplane-operator jobs …`: drive a control plane from a terminal or a script.
+ *
+ * Text for people by default, `--json` for scripts (the contract's objects, one JSON document per
+ * line). Exit codes: 0 ok (for `wait`: completed), 1 API or network error, 2 usage error,
+ * 3 failed, 4 cancelled, 5 `wait --timeout` passed, 130 interrupted.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
-import { formatIssues } from '../catalogue/index.ts';
-import { ApiError, UserClient } from '../client/user-client.ts';
-import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
+import { type Command, type CommanderError, InvalidArgumentError } from 'commander';
+import { catalogue, JOB_TYPES } from '../catalogue/index.ts';
+import { ApiError, ProtocolError, TransportError, UserClient } from '../client/user-client.ts';
+import {
+  isTerminal,
+  JOB_STATES,
+  type Job,
+  type JobState,
+  MAX_WAIT_MS,
+  type StoredLogLine,
+  SubmitJobRequest,
+} from '../contract/index.ts';
 
-export const EXIT = { ok: 0, error: 1, usage: 2, failed: 3, cancelled: 4, timeout: 5 } as const;
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  failed: 3,
+  cancelled: 4,
+  timeout: 5,
+  interrupted: 130,
+} as const;
+
+export const DEFAULT_URL = 'http://127.0.0.1:8700';
+
+/** How often `wait` and `logs --follow` refresh while the job runs (the server answers at once when it ends). */
+const REFRESH_MS = 1_000;
+const LOG_PAGE = 1_000;
 
 class UsageError extends Error {}
+class Interrupted extends Error {}
 
-interface GlobalOpts {
-  url: string;
+/** Options every `jobs` subcommand takes, before or after its name. */
+interface CommonOpts {
+  url?: string;
   token?: string;
   tokenFile?: string;
   json?: boolean;
 }
 
-const out = (s: string) => process.stdout.write(`${s}\n`);
-const err = (s: string) => process.stderr.write(`${s}\n`);
+interface Ctx {
+  client: UserClient;
+  json: boolean;
+  /** Aborted on Ctrl-C. */
+  signal: AbortSignal;
+}
 
-function resolveToken(o: GlobalOpts): string {
-  if (o.token) return o.token;
-  const file = o.tokenFile ?? join(process.env.DPO_DATA_DIR || '.data', 'admin.token');
-  if (o.tokenFile || existsSync(file)) {
-    try {
-      const t = readFileSync(file, 'utf8').trim();
-      if (t) return t;
-    } catch (e) {
-      throw new UsageError(`cannot read token file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
+const out = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
+const err = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
+const json = (v: unknown): void => out(JSON.stringify(v));
+
+// ---------------------------------------------------------------------------------------------
+// Where to connect, with what
+
+export function resolveUrl(o: CommonOpts, env: NodeJS.ProcessEnv = process.env): string {
+  const raw = o.url || env.DPO_CONTROL_PLANE_URL || DEFAULT_URL;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--url: '${raw}' is not a URL (e.g. ${DEFAULT_URL})`);
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--url: '${raw}' must be an http:// or https:// URL`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function readTokenFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new UsageError(`${what}: cannot read ${file} (${code})`);
+  }
+  const token = text.trim();
+  if (!token) throw new UsageError(`${what}: ${file} is empty`);
+  return token;
+}
+
+/**
+ * The token, first found of: --token, --token-file, DPO_API_TOKEN, DPO_API_TOKEN_FILE, then
+ * `<DPO_DATA_DIR or .data>/admin.token`, where the bundled control plane writes the admin token it
+ * generates. Not DPO_TOKEN: that is the daemon's operator token.
+ */
+export function resolveToken(o: CommonOpts, env: NodeJS.ProcessEnv = process.env): string {
+  const token = findToken(o, env);
+  // A header cannot carry these; say so rather than let the request fail obscurely.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
+  if (/[\u0000-\u001f\u007f]/.test(token)) {
+    throw new UsageError('the token contains a line break or another control character');
+  }
+  return token;
+}
+
+function findToken(o: CommonOpts, env: NodeJS.ProcessEnv): string {
+  if (o.token && o.tokenFile) throw new UsageError('pass --token or --token-file, not both');
+  if (o.token) return o.token.trim();
+  if (o.tokenFile) return readTokenFile(o.tokenFile, '--token-file');
+  for (const name of ['DPO_API_TOKEN', 'DPO_API_TOKEN_FILE'] as const) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    return name.endsWith('_FILE') ? readTokenFile(value, name) : value;
+  }
+  const dataFile = join(env.DPO_DATA_DIR || '.data', 'admin.token');
+  if (existsSync(dataFile)) return readTokenFile(dataFile, 'admin token');
   throw new UsageError(
-    'no token: pass --token or --token-file, set DPO_API_TOKEN or DPO_API_TOKEN_FILE, or run where .data/admin.token exists (npm run dev writes it)',
+    'no token: pass --token <token> or --token-file <file>, or set DPO_API_TOKEN or DPO_API_TOKEN_FILE ' +
+      `(an admin token of the control plane). The bundled control plane writes one to ${dataFile} ` +
+      '(the data directory is DPO_DATA_DIR, default .data).',
   );
 }
 
-function int(name: string) {
-  return (v: string) => {
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const intArg =
+  (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0)
-      throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        `${name} must be an integer${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` from ${min} to ${max}`}`,
+      );
+    }
     return n;
   };
+
+function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (ms < 10_000) return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
 }
 
-function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (c: string) => {
-      data += c;
-    });
-    process.stdin.on('end', () => resolve(data));
-    process.stdin.on('error', reject);
-  });
-}
-
-const ago = (iso: string | null) => {
+const ago = (iso: string | null, now = Date.now()): string => {
   if (!iso) return '-';
-  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+  const ms = now - Date.parse(iso);
+  return ms < 0 ? `in ${duration(-ms)}` : `${duration(ms)} ago`;
 };
+
+const when = (iso: string | null): string => (iso ? `${iso} (${ago(iso)})` : '-');
+
+function clip(s: string, max: number): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length <= max ? one : `${one.slice(0, Math.max(0, max - 1))}…`;
+}
 
 function progressText(job: Job): string {
   const p = job.progress;
   if (!p) return '';
   const pct = p.fraction === undefined ? '' : `${Math.round(p.fraction * 100)}%`;
   return [pct, p.message ?? ''].filter(Boolean).join(' ');
+}
+
+/** One short phrase on what is going on with the job, for tables and status lines. */
+function detail(job: Job): string {
+  switch (job.state) {
+    case 'failed': {
+      const f = job.failures.at(-1);
+      return f ? `${f.code}: ${f.message}` : '';
+    }
+    case 'cancelled':
+      return job.cancellation_reason ? `reason: ${job.cancellation_reason}` : '';
+    case 'pending':
+      if (job.not_before && Date.parse(job.not_before) > Date.now()) {
+        const f = job.failures.at(-1);
+        return `retry ${ago(job.not_before)}${f ? ` after ${f.code}` : ''}`;
+      }
+      return '';
+    default:
+      return progressText(job);
+  }
 }
 
 function table(rows: string[][]): string {
@@ -86,109 +201,258 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-function describeJob(job: Job): string {
-  const lines = [
-    `id          ${job.id}`,
-    `type        ${job.type}`,
-    `state       ${job.state}${job.cancellation_reason ? ` (${job.cancellation_reason})` : ''}`,
-    `company     ${job.company_id}    data plane ${job.data_plane_id ?? '(any)'}`,
-    `attempt     ${job.attempt}/${job.max_attempts}    executor ${job.executor ?? '-'}`,
-    `created     ${job.created_at} (${ago(job.created_at)})`,
-    `started     ${job.started_at ?? '-'}`,
-    `ended       ${job.ended_at ?? '-'}`,
+const indent = (text: string, by = '  '): string =>
+  text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
+
+function describeSource(job: Job): string {
+  const s = job.request_source;
+  if (s.type === 'job') return `job ${s.job_id} (${s.job_type})`;
+  return `api user${s.token_name ? ` (${s.token_name})` : ''}`;
+}
+
+/** `jobs show`: everything a person asks about a job. The lease token is left out (it is a credential). */
+export function describeJob(job: Job): string {
+  const rows: Array<[string, string]> = [
+    ['id', job.id],
+    ['type', job.type],
+    ['state', job.state],
+    ['attempt', `${job.attempt}/${job.max_attempts}`],
+    ['executor', job.executor ?? '-'],
+    ['company', String(job.company_id)],
+    ['data plane', job.data_plane_id ?? '(any)'],
+    ['source', describeSource(job)],
   ];
-  if (job.not_before) lines.push(`retry after ${job.not_before}`);
-  if (job.progress) lines.push(`progress    ${progressText(job) || JSON.stringify(job.progress)}`);
-  if (job.checkpoint) lines.push(`checkpoint  ${JSON.stringify(job.checkpoint)}`);
-  for (const f of job.failures) {
-    lines.push(
-      `failure     attempt ${f.attempt} ${f.code}${f.retryable ? ' (retryable)' : ''}: ${f.message}`,
-    );
+  if (job.idempotency_key) rows.push(['idem. key', job.idempotency_key]);
+  rows.push(['created', when(job.created_at)]);
+  rows.push(['started', when(job.started_at)]);
+  rows.push(['ended', when(job.ended_at)]);
+  rows.push(['updated', when(job.updated_at)]);
+  if (job.started_at) {
+    const end = job.ended_at ? Date.parse(job.ended_at) : Date.now();
+    rows.push(['run time', `${duration(end - Date.parse(job.started_at))}${job.ended_at ? '' : ' so far'}`]);
   }
-  if (job.result !== null) lines.push(`result\n${JSON.stringify(job.result, null, 2)}`);
+  if (job.lease) rows.push(['lease', `expires ${when(job.lease.expires_at)}`]);
+  if (job.not_before) rows.push(['retry at', when(job.not_before)]);
+  if (job.progress) rows.push(['progress', progressText(job) || JSON.stringify(job.progress)]);
+  if (job.checkpoint) rows.push(['checkpoint', JSON.stringify(job.checkpoint)]);
+  if (job.cancellation_reason) rows.push(['cancel reason', job.cancellation_reason]);
+  const lines = rows.map(([k, v]) => `${k.padEnd(13)} ${v}`);
+  if (job.failures.length > 0) {
+    lines.push(`${'failures'.padEnd(13)} ${job.failures.length}`);
+    for (const f of job.failures) {
+      lines.push(
+        `  attempt ${f.attempt}  ${f.timestamp}  ${f.code}${f.retryable ? ' (retryable)' : ''}` +
+          `${f.executor ? `  on ${f.executor}` : ''}`,
+      );
+      lines.push(indent(f.message, '    '));
+      if (f.details !== null && f.details !== undefined) {
+        lines.push(indent(JSON.stringify(f.details, null, 2), '    '));
+      }
+    }
+  }
+  lines.push('input', indent(JSON.stringify(job.input, null, 2) ?? 'null'));
+  if (job.result !== null) lines.push('result', indent(JSON.stringify(job.result, null, 2)));
   return lines.join('\n');
 }
 
-function exitFor(job: Job): number {
-  return job.state === 'completed'
-    ? EXIT.ok
-    : job.state === 'failed'
-      ? EXIT.failed
-      : job.state === 'cancelled'
-        ? EXIT.cancelled
-        : EXIT.timeout;
+function formatLogLine(l: StoredLogLine): string {
+  return `${l.ts}  ${l.level.toUpperCase().padEnd(5)}  [attempt ${l.attempt}]  ${l.msg}`;
 }
 
-/** Runs a subcommand with a client, turning errors into messages and exit codes. */
-function action<A extends unknown[]>(
-  cmd: Command,
-  fn: (client: UserClient, g: GlobalOpts, ...args: A) => Promise<number | undefined>,
-) {
-  return async (...args: A) => {
-    const g = cmd.optsWithGlobals() as GlobalOpts;
-    let client: UserClient | undefined;
-    let code: number = EXIT.ok;
-    try {
-      client = new UserClient({ url: g.url, token: resolveToken(g) });
-      code = (await fn(client, g, ...args)) ?? EXIT.ok;
-    } catch (e) {
-      code = report(e);
-    } finally {
-      await client?.close();
-    }
-    process.exitCode = code;
-  };
+function exitFor(state: JobState): number {
+  switch (state) {
+    case 'completed':
+      return EXIT.ok;
+    case 'failed':
+      return EXIT.failed;
+    case 'cancelled':
+      return EXIT.cancelled;
+    default:
+      return EXIT.timeout;
+  }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Errors and the action wrapper
+
+interface IssueLike {
+  path?: unknown;
+  message?: unknown;
+}
+
+/** Prints what went wrong and returns the exit code. Never prints the token. */
 function report(e: unknown): number {
+  if (e instanceof Interrupted) return EXIT.interrupted;
   if (e instanceof UsageError) {
     err(`error: ${e.message}`);
     return EXIT.usage;
   }
   if (e instanceof ApiError) {
     err(`error: ${e.message} (${e.status} ${e.code})`);
-    const issues = (e.details as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues;
-    for (const i of issues ?? []) err(`  ${i.path || '(body)'}: ${i.message}`);
+    const issues = (e.details as { issues?: unknown } | null | undefined)?.issues;
+    if (Array.isArray(issues)) {
+      for (const i of issues as IssueLike[]) {
+        const path = typeof i?.path === 'string' && i.path ? i.path : '(body)';
+        err(`  ${path}: ${typeof i?.message === 'string' ? i.message : JSON.stringify(i)}`);
+      }
+    }
+    if (e.status === 401) {
+      err(
+        'hint: pass an admin token of this control plane with --token or --token-file (DPO_API_TOKEN, DPO_API_TOKEN_FILE)',
+      );
+    } else if (e.status === 403) {
+      err("hint: `jobs` needs an admin token, not an operator's (is DPO_API_TOKEN the daemon's token?)");
+    }
+    return EXIT.error;
+  }
+  if (e instanceof TransportError) {
+    err(`error: ${e.message}`);
+    if (e.errno === 'ECONNREFUSED') {
+      err(
+        'hint: is the control plane running? Start one with `dataplane-operator control-plane`, or pass --url',
+      );
+    }
+    return EXIT.error;
+  }
+  if (e instanceof ProtocolError) {
+    err(`error: ${e.message}`);
+    err('hint: is --url the control plane (contract v1)?');
     return EXIT.error;
   }
   err(`error: ${e instanceof Error ? e.message : String(e)}`);
   return EXIT.error;
 }
 
-export function registerJobsCommand(program: Command): void {
-  const jobs = program
-    .command('jobs')
-    .description('Submit, inspect, wait for, cancel and reschedule jobs on a control plane.')
-    .option(
-      '--url <url>',
-      'control plane URL (DPO_CONTROL_PLANE_URL)',
-      process.env.DPO_CONTROL_PLANE_URL || 'http://127.0.0.1:8700',
-    )
-    .option(
-      '--token <token>',
-      'user-side (admin) token (DPO_API_TOKEN)',
-      process.env.DPO_API_TOKEN || undefined,
-    )
-    .option(
-      '--token-file <file>',
-      'file holding the user-side token (DPO_API_TOKEN_FILE)',
-      process.env.DPO_API_TOKEN_FILE || undefined,
-    )
-    .option('--json', 'print machine-readable JSON');
+let pipeGuarded = false;
+/** `jobs list | head` closes our stdout early: that is not an error. */
+function guardStdout(): void {
+  if (pipeGuarded) return;
+  pipeGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
 
-  const submit = jobs
-    .command('submit [file]')
-    .description(
-      'Submit a job from a JSON file, or stdin when the file is "-" or absent. The JSON is a submission ' +
-        '{type, company_id, data_plane_id?, input, idempotency_key?, max_attempts?}; with --type it may be just the input.',
-    )
-    .option('--type <type>', 'job type (then the JSON is the input, unless it has an "input" key)')
-    .option('--company-id <id>', 'company id', int('--company-id'))
-    .option('--data-plane-id <id>', 'target data plane')
-    .option('--idempotency-key <key>', 'idempotency key')
-    .option('--max-attempts <n>', 'attempts', int('--max-attempts'));
+/** Runs a subcommand with a client: Ctrl-C aborts it, errors become a message and an exit code. */
+function action<A extends unknown[]>(cmd: Command, fn: (ctx: Ctx, ...args: A) => Promise<number>) {
+  return async (...args: A): Promise<void> => {
+    guardStdout();
+    const o = cmd.optsWithGlobals() as CommonOpts;
+    const ac = new AbortController();
+    const onSigint = () => ac.abort(new Interrupted('interrupted'));
+    process.once('SIGINT', onSigint); // a second Ctrl-C kills at once
+    let client: UserClient | undefined;
+    let code: number;
+    try {
+      client = new UserClient({ url: resolveUrl(o), token: resolveToken(o) });
+      code = await fn({ client, json: o.json === true, signal: ac.signal }, ...args);
+    } catch (e) {
+      code = report(ac.signal.aborted ? ac.signal.reason : e);
+    } finally {
+      process.off('SIGINT', onSigint);
+      await client?.close();
+    }
+    process.exitCode = code;
+  };
+}
+
+/** The options every subcommand takes (commander only sees a parent's options before the first unknown one). */
+function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', `control plane URL (env DPO_CONTROL_PLANE_URL; default ${DEFAULT_URL})`)
+    .option('--token <token>', 'admin token of the control plane (env DPO_API_TOKEN)')
+    .option('--token-file <file>', 'file holding the admin token (env DPO_API_TOKEN_FILE)')
+    .option('--json', 'print JSON: the contract’s objects, one document per line');
+}
+
+/** Commander's own usage errors (unknown option, missing argument, bad value) exit 2; help exits 0. */
+function usageExit(e: CommanderError): never {
+  process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage);
+}
+
+/** The submission a document stands for: with --type, a document without an "input" key is the input. */
+function submissionBase(doc: unknown, typeGiven: boolean, source: string): Record<string, unknown> {
+  const isObject = typeof doc === 'object' && doc !== null && !Array.isArray(doc);
+  if (typeGiven && !(isObject && Object.hasOwn(doc, 'input'))) return { input: doc };
+  if (isObject) return { ...(doc as Record<string, unknown>) };
+  throw new UsageError(
+    `${source} must hold a JSON object (a job submission), or pass --type to submit it as the input`,
+  );
+}
+
+function readStdin(signal: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (c: string) => {
+      data += c;
+    });
+    process.stdin.once('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(data);
+    });
+    process.stdin.once('error', reject);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subcommands
+
+const SUBMIT_HELP = `
+The JSON is a submission:
+  {"type", "company_id", "data_plane_id"?, "input", "idempotency_key"?, "max_attempts"?}
+The options replace the file's fields or supply missing ones. With --type, the JSON may instead be
+just the job's input: it is taken as the input unless it is an object with an "input" key (then it
+is a whole submission whose type --type replaces). The file is read from stdin when it is "-" or
+left out.
+
+Prints the new job's id (--json: the job). Submitting an idempotency key again prints the id of the
+job it first created (and says so on stderr).
+
+Examples:
+  $ dataplane-operator jobs submit job.json
+  $ echo '{"dataset_id": 1234}' | dataplane-operator jobs submit --type datasets_truncate_table --company-id 56
+
+Job types:
+${JOB_TYPES.filter((t) => !catalogue[t].internal)
+  .map((t) => `  ${t.padEnd(32)} ${catalogue[t].summary}`)
+  .join('\n')}`;
+
+const JOBS_HELP = `
+The token is the first found of --token, --token-file, DPO_API_TOKEN, DPO_API_TOKEN_FILE, then
+<data dir>/admin.token (DPO_DATA_DIR, default .data), where the bundled control plane writes the admin token it generates. The options above are
+also accepted after the subcommand.
+
+Exit codes: 0 ok (wait: completed), 1 API or network error, 2 usage error,
+3 failed, 4 cancelled, 5 wait --timeout passed, 130 interrupted.`;
+
+export function registerJobsCommand(program: Command): void {
+  const jobs = withCommonOptions(
+    program
+      .command('jobs')
+      .description('Submit, list, show, wait for, cancel and reschedule jobs, and read their logs.')
+      .exitOverride(usageExit), // inherited by the subcommands below
+  ).addHelpText('after', JOBS_HELP);
+
+  // --- submit ---------------------------------------------------------------------------------
+  const submit = withCommonOptions(
+    jobs
+      .command('submit [file]')
+      .description('Submit a job from a JSON file (or stdin) and print its id.')
+      .option('--type <type>', 'job type; the JSON may then be just the input (see below)')
+      .option('--company-id <id>', 'company the job is for', intArg('--company-id'))
+      .option('--data-plane-id <id>', 'data plane that must run it (default: any)')
+      .option('--idempotency-key <key>', 'submitting the same key again returns the first job')
+      .option('--max-attempts <n>', 'attempts before the job fails', intArg('--max-attempts', 1, 100)),
+  ).addHelpText('after', SUBMIT_HELP);
   submit.action(
-    action(submit, async (client, g, file: string | undefined) => {
+    action(submit, async (ctx, file: string | undefined) => {
       const o = submit.opts() as {
         type?: string;
         companyId?: number;
@@ -196,199 +460,302 @@ export function registerJobsCommand(program: Command): void {
         idempotencyKey?: string;
         maxAttempts?: number;
       };
-      const text = file === undefined || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
+      const fromStdin = file === undefined || file === '-';
+      const source = fromStdin ? 'stdin' : file;
+      let text: string;
+      if (fromStdin) {
+        if (process.stdin.isTTY) {
+          throw new UsageError(
+            'no file given and stdin is a terminal: pass a JSON file, or pipe the JSON in',
+          );
+        }
+        text = await readStdin(ctx.signal);
+      } else {
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (e) {
+          throw new UsageError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+        }
+      }
+      if (!text.trim()) throw new UsageError(`${source} is empty: expected a JSON job submission`);
       let doc: unknown;
       try {
         doc = JSON.parse(text);
       } catch (e) {
-        throw new UsageError(`${file ?? 'stdin'} is not valid JSON: ${(e as Error).message}`);
+        throw new UsageError(`${source} is not valid JSON: ${(e as Error).message}`);
       }
-      const obj = (doc ?? {}) as Record<string, unknown>;
-      const base =
-        o.type && !(typeof obj === 'object' && 'input' in obj) ? { type: o.type, input: doc } : { ...obj };
+      const base = submissionBase(doc, o.type !== undefined, source);
       const req = {
         ...base,
-        ...(o.type ? { type: o.type } : {}),
+        ...(o.type !== undefined ? { type: o.type } : {}),
         ...(o.companyId !== undefined ? { company_id: o.companyId } : {}),
-        ...(o.dataPlaneId ? { data_plane_id: o.dataPlaneId } : {}),
-        ...(o.idempotencyKey ? { idempotency_key: o.idempotencyKey } : {}),
+        ...(o.dataPlaneId !== undefined ? { data_plane_id: o.dataPlaneId } : {}),
+        ...(o.idempotencyKey !== undefined ? { idempotency_key: o.idempotencyKey } : {}),
         ...(o.maxAttempts !== undefined ? { max_attempts: o.maxAttempts } : {}),
       };
       const parsed = SubmitJobRequest.safeParse(req);
       if (!parsed.success) {
-        throw new UsageError(
-          `not a job submission: ${formatIssues(parsed.error)
-            .map((i) => `${i.path || '(root)'}: ${i.message}`)
-            .join('; ')}`,
-        );
+        const flags: Record<string, string> = {
+          type: '--type',
+          company_id: '--company-id',
+          data_plane_id: '--data-plane-id',
+          idempotency_key: '--idempotency-key',
+          max_attempts: '--max-attempts',
+        };
+        const lines = parsed.error.issues.map((i) => {
+          const path = i.path.map(String).join('.') || '(submission)';
+          const flag = flags[path];
+          return `  ${path}: ${i.message}${flag ? ` (in the file, or ${flag})` : ''}`;
+        });
+        throw new UsageError(`not a valid job submission:\n${lines.join('\n')}`);
       }
-      const { job, created } = await client.submit(parsed.data);
-      if (g.json) out(JSON.stringify(job));
-      else {
-        out(job.id);
-        if (!created) err(`(an existing job was returned for idempotency key ${job.idempotency_key})`);
+      const { job, created } = await ctx.client.submit(parsed.data, ctx.signal);
+      if (ctx.json) json(job);
+      else out(job.id);
+      if (!created) {
+        err(`note: idempotency key already used; this is the job it created (now ${job.state})`);
       }
       return EXIT.ok;
     }),
   );
 
-  const list = jobs
-    .command('list')
-    .description('List jobs, newest first.')
-    .option('--state <states>', 'comma-separated states')
-    .option('--type <types>', 'comma-separated types')
-    .option('--data-plane-id <id>', 'data plane')
-    .option('--per-page <n>', 'page size (1–1000)', int('--per-page'), 50)
-    .option('--cursor <cursor>', 'continue from a previous page')
-    .option('--all', 'follow cursors to the end');
+  // --- list -----------------------------------------------------------------------------------
+  const list = withCommonOptions(
+    jobs
+      .command('list')
+      .description('List jobs, newest first.')
+      .option('--state <states>', `comma-separated states (${JOB_STATES.join(', ')})`)
+      .option('--type <types>', 'comma-separated job types')
+      .option('--data-plane-id <id>', 'only jobs for this data plane')
+      .option('--company-id <id>', 'only jobs of this company', intArg('--company-id'))
+      .option(
+        '--per-page <n>',
+        'jobs per request, 1–1000 (default 50; 1000 with --all)',
+        intArg('--per-page', 1, 1000),
+      )
+      .option('--cursor <cursor>', 'continue where a previous page ended (its next_cursor)')
+      .option('--all', 'follow the cursors to the last page'),
+  );
   list.action(
-    action(list, async (client, g) => {
+    action(list, async (ctx) => {
       const o = list.opts() as {
         state?: string;
         type?: string;
         dataPlaneId?: string;
-        perPage: number;
+        companyId?: number;
+        perPage?: number;
         cursor?: string;
         all?: boolean;
       };
-      const all: Job[] = [];
-      let cursor: string | null | undefined = o.cursor;
+      if (o.state !== undefined) {
+        const bad = o.state.split(',').filter((s) => s && !(JOB_STATES as readonly string[]).includes(s));
+        if (bad.length > 0) {
+          throw new UsageError(`--state: unknown state ${bad.join(', ')} (states: ${JOB_STATES.join(', ')})`);
+        }
+      }
+      const jobsSeen: Job[] = [];
+      let cursor: string | null = o.cursor ?? null;
       do {
-        const page = await client.list({
-          state: o.state,
-          type: o.type,
-          data_plane_id: o.dataPlaneId,
-          per_page: o.perPage,
-          cursor: cursor ?? undefined,
-        });
-        all.push(...page.jobs);
+        const page = await ctx.client.list(
+          {
+            state: o.state,
+            type: o.type,
+            data_plane_id: o.dataPlaneId,
+            company_id: o.companyId,
+            per_page: o.perPage ?? (o.all ? 1000 : 50),
+            cursor: cursor ?? undefined,
+          },
+          ctx.signal,
+        );
+        jobsSeen.push(...page.jobs);
         cursor = page.next_cursor;
       } while (o.all && cursor);
-      if (g.json) {
-        out(JSON.stringify({ jobs: all, next_cursor: cursor ?? null }));
+      if (ctx.json) {
+        json({ jobs: jobsSeen, next_cursor: cursor });
         return EXIT.ok;
       }
-      if (all.length === 0) out('no jobs');
+      if (jobsSeen.length === 0) err('no jobs');
       else {
+        const now = Date.now();
         out(
           table([
-            ['ID', 'TYPE', 'STATE', 'ATTEMPT', 'CREATED', 'PROGRESS'],
-            ...all.map((j) => [
+            ['ID', 'TYPE', 'STATE', 'ATTEMPT', 'DATA PLANE', 'CREATED', 'DETAIL'],
+            ...jobsSeen.map((j) => [
               j.id,
               j.type,
               j.state,
               `${j.attempt}/${j.max_attempts}`,
-              ago(j.created_at),
-              progressText(j),
+              j.data_plane_id ?? '(any)',
+              ago(j.created_at, now),
+              clip(detail(j), 60),
             ]),
           ]),
         );
       }
-      if (cursor) err(`more: --cursor ${cursor}`);
+      if (cursor) err(`more jobs: add --cursor ${cursor} (or --all)`);
       return EXIT.ok;
     }),
   );
 
-  const show = jobs.command('show <id>').description('Show one job.');
+  // --- show -----------------------------------------------------------------------------------
+  const show = withCommonOptions(jobs.command('show <id>').description('Show everything about one job.'));
   show.action(
-    action(show, async (client, g, id: string) => {
-      const job = await client.get(id);
-      out(g.json ? JSON.stringify(job) : describeJob(job));
+    action(show, async (ctx, id: string) => {
+      const job = await ctx.client.get(id, ctx.signal);
+      if (ctx.json) json(job);
+      else out(describeJob(job));
       return EXIT.ok;
     }),
   );
 
-  const wait = jobs
-    .command('wait <id>')
-    .description(
-      'Show state and progress until the job ends. Exit 0 completed, 3 failed, 4 cancelled, 5 timed out.',
-    )
-    .option('--timeout <ms>', 'give up after this long', int('--timeout'));
+  // --- wait -----------------------------------------------------------------------------------
+  const wait = withCommonOptions(
+    jobs
+      .command('wait <id>')
+      .description(
+        'Show state and progress until the job ends. Exit 0 completed, 3 failed, 4 cancelled, 5 timed out.',
+      )
+      .option('--timeout <ms>', 'give up after this many milliseconds (default: never)', intArg('--timeout')),
+  ).addHelpText(
+    'after',
+    '\nOn a terminal the status line is redrawn in place; otherwise each change is printed on its own line.\n' +
+      'With --json, prints the job as it stands at the end.',
+  );
   wait.action(
-    action(wait, async (client, g, id: string) => {
+    action(wait, async (ctx, id: string) => {
       const { timeout } = wait.opts() as { timeout?: number };
-      const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
-      const tty = process.stdout.isTTY && !g.json;
-      let last = '';
-      let job = await client.get(id);
-      for (;;) {
-        const line =
-          `${job.id}  ${job.type}  ${job.state}  attempt ${job.attempt}/${job.max_attempts}  ${progressText(job)}`.trimEnd();
-        if (!g.json && line !== last) {
-          if (tty) process.stdout.write(`\r\x1b[2K${line}`);
-          else out(line);
-          last = line;
+      const started = Date.now();
+      const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : started + timeout;
+      const status = new StatusLine(!ctx.json, process.stdout.isTTY === true);
+      let job = await ctx.client.get(id, ctx.signal);
+      try {
+        for (;;) {
+          status.show(job, Date.now() - started);
+          if (isTerminal(job.state)) break;
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          // Long-poll: answers at once when the job ends, else after a moment with the job as it stands.
+          job = await ctx.client.wait(id, Math.min(left, REFRESH_MS, MAX_WAIT_MS), ctx.signal);
         }
-        if (isTerminal(job.state)) break;
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        // Short waits so progress shows while the job runs; the server answers at once when it ends.
-        job = await client.wait(id, Math.min(left, 1_000));
+      } finally {
+        status.end();
       }
-      if (tty) process.stdout.write('\n');
-      if (g.json) out(JSON.stringify(job));
-      else if (job.state === 'failed') {
+      if (ctx.json) json(job);
+      else if (job.state === 'completed') {
+        err(
+          `completed${job.started_at && job.ended_at ? ` in ${duration(Date.parse(job.ended_at) - Date.parse(job.started_at))}` : ''}`,
+        );
+        if (job.result !== null) out(JSON.stringify(job.result, null, 2));
+      } else if (job.state === 'failed') {
         const f = job.failures.at(-1);
-        if (f) err(`failed: ${f.code}: ${f.message}`);
-      } else if (job.state === 'completed' && job.result !== null) out(JSON.stringify(job.result, null, 2));
-      return exitFor(job);
+        err(`failed${f ? `: ${f.code}: ${f.message}` : ''}`);
+      } else if (job.state === 'cancelled') {
+        err(`cancelled${job.cancellation_reason ? `: ${job.cancellation_reason}` : ''}`);
+      } else {
+        err(`timed out after ${duration(Date.now() - started)}: the job is still ${job.state}`);
+      }
+      return exitFor(job.state);
     }),
   );
 
-  const cancel = jobs.command('cancel <id>').description('Cancel a job.').option('--reason <text>', 'why');
+  // --- cancel ---------------------------------------------------------------------------------
+  const cancel = withCommonOptions(
+    jobs
+      .command('cancel <id>')
+      .description('Cancel a job: a pending one at once, a running one once its operator stops the work.')
+      .option('--reason <text>', 'why (kept on the job as cancellation_reason)'),
+  );
   cancel.action(
-    action(cancel, async (client, g, id: string) => {
-      const r = await client.cancel(id, (cancel.opts() as { reason?: string }).reason);
-      out(g.json ? JSON.stringify(r) : `${r.outcome}: ${r.job.id} is ${r.job.state}`);
+    action(cancel, async (ctx, id: string) => {
+      const { reason } = cancel.opts() as { reason?: string };
+      const r = await ctx.client.cancel(id, reason, ctx.signal);
+      if (ctx.json) json(r);
+      else if (r.outcome === 'cancelled') out(`cancelled: job ${r.job.id} is cancelled`);
+      else if (r.outcome === 'cancellation_requested') {
+        out(`cancellation_requested: job ${r.job.id} is ${r.job.state}; its operator is stopping the work`);
+      } else out(`skipped_terminal: job ${r.job.id} had already ended (${r.job.state})`);
       return EXIT.ok;
     }),
   );
 
-  const reschedule = jobs
-    .command('reschedule <id>')
-    .description('Put a job back on the queue; terminal jobs only with --force.')
-    .option('--force', 'reschedule even a completed, failed or cancelled job');
+  // --- reschedule -----------------------------------------------------------------------------
+  const reschedule = withCommonOptions(
+    jobs
+      .command('reschedule <id>')
+      .description('Put a job back on the queue to start afresh (executor, lease and checkpoint cleared).')
+      .option('--force', 'also a job that has ended (completed, failed or cancelled)'),
+  );
   reschedule.action(
-    action(reschedule, async (client, g, id: string) => {
-      const r = await client.reschedule(id, (reschedule.opts() as { force?: boolean }).force === true);
-      out(g.json ? JSON.stringify(r) : `${r.outcome}: ${r.job.id} is ${r.job.state}`);
+    action(reschedule, async (ctx, id: string) => {
+      const { force } = reschedule.opts() as { force?: boolean };
+      const r = await ctx.client.reschedule(id, force === true, ctx.signal);
+      if (ctx.json) json(r);
+      else if (r.outcome === 'rescheduled') out(`rescheduled: job ${r.job.id} is ${r.job.state}`);
+      else out(`skipped_terminal: job ${r.job.id} has ended (${r.job.state}); pass --force to run it again`);
       return EXIT.ok;
     }),
   );
 
-  const logs = jobs
-    .command('logs <id>')
-    .description("Print a job's log lines.")
-    .option('--follow', 'keep printing until the job ends');
+  // --- logs -----------------------------------------------------------------------------------
+  const logs = withCommonOptions(
+    jobs
+      .command('logs <id>')
+      .description("Print a job's log lines (--json: one line object per line).")
+      .option('--follow', 'keep printing new lines until the job ends'),
+  );
   logs.action(
-    action(logs, async (client, g, id: string) => {
+    action(logs, async (ctx, id: string) => {
       const { follow } = logs.opts() as { follow?: boolean };
       let after = 0;
+      const drain = async () => {
+        for (;;) {
+          const page = await ctx.client.logs(id, { after, limit: LOG_PAGE }, ctx.signal);
+          for (const l of page.lines) out(ctx.json ? JSON.stringify(l) : formatLogLine(l));
+          if (page.last_seq !== null) after = page.last_seq;
+          if (page.lines.length < LOG_PAGE) return;
+        }
+      };
+      await drain();
+      if (!follow) return EXIT.ok;
       for (;;) {
-        const page = await client.logs(id, { after });
-        for (const l of page.lines) {
-          out(
-            g.json
-              ? JSON.stringify(l)
-              : `${l.ts} ${l.level.toUpperCase().padEnd(5)} [attempt ${l.attempt}] ${l.msg}`,
-          );
-        }
-        if (page.last_seq !== null) after = page.last_seq;
-        if (page.lines.length > 0) continue;
-        if (!follow) break;
-        const job = await client.wait(id, 1_000);
-        if (isTerminal(job.state)) {
-          const rest = await client.logs(id, { after });
-          for (const l of rest.lines)
-            out(
-              g.json
-                ? JSON.stringify(l)
-                : `${l.ts} ${l.level.toUpperCase().padEnd(5)} [attempt ${l.attempt}] ${l.msg}`,
-            );
-          break;
-        }
+        const job = await ctx.client.wait(id, REFRESH_MS, ctx.signal);
+        await drain(); // after the wait, so the lines written before the job ended are all there
+        if (isTerminal(job.state)) return EXIT.ok;
       }
-      return EXIT.ok;
     }),
   );
+}
+
+/** The live status of `wait`: one line redrawn in place on a terminal, a line per change otherwise. */
+class StatusLine {
+  private last = '';
+  private drawn = false;
+  private readonly enabled: boolean;
+  private readonly tty: boolean;
+
+  constructor(enabled: boolean, tty: boolean) {
+    this.enabled = enabled;
+    this.tty = tty;
+  }
+
+  show(job: Job, elapsedMs: number): void {
+    if (!this.enabled) return;
+    const what = [job.state, `attempt ${job.attempt}/${job.max_attempts}`, detail(job)]
+      .filter(Boolean)
+      .join('  ');
+    if (this.tty) {
+      const width = process.stdout.columns || 80;
+      const line = clip(`${job.id}  ${what}  (${duration(elapsedMs)})`, width - 1);
+      process.stdout.write(`\r\x1b[2K${line}`);
+      this.drawn = true;
+    } else if (what !== this.last) {
+      out(`${job.id}  ${what}`);
+    }
+    this.last = what;
+  }
+
+  end(): void {
+    if (this.drawn) process.stdout.write('\n');
+    this.drawn = false;
+  }
 }

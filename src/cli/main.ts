@@ -10,7 +10,7 @@ import { registerRunCommand } from './run.ts';
 export function buildProgram(): Command {
   const program = new Command('dataplane-operator')
     .description('Pulls jobs from a control-plane queue and runs them on the right engine.')
-    .showHelpAfterError()
+    .showHelpAfterError('(run with --help for usage)')
     .version(process.env.npm_package_version ?? '0.1.0');
   registerRunCommand(program);
   registerControlPlaneCommand(program);
