@@ -4,10 +4,10 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Executor, ExecutorFactory } from '../executor/index.ts';
+import type { Executor, ExecutorFactory, ExecutorModule } from '../executor/index.ts';
 import { ConfigError, type Env } from '../lib/config.ts';
 
-export type BuiltinExecutors = Readonly<Record<string, ExecutorFactory>>;
+export type BuiltinExecutors = Readonly<Record<string, ExecutorModule>>;
 
 /**
  * Loads each enabled executor: a built-in name, or a path to a module whose `createExecutor`
@@ -20,7 +20,7 @@ export async function loadExecutors(
 ): Promise<Executor[]> {
   const out: Executor[] = [];
   for (const name of names) {
-    let factory: ExecutorFactory | undefined = builtins[name];
+    let factory: ExecutorFactory | undefined = builtins[name]?.createExecutor;
     if (factory === undefined) {
       if (!/[/\\]|\.[cm]?[jt]s$/.test(name)) {
         const known = Object.keys(builtins);

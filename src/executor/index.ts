@@ -2,6 +2,7 @@
  * The executor interface: everything an executor module may depend on (with `src/lib/` helpers).
  * Executors never import the daemon; the daemon builds a registry of them once at startup.
  */
+import type { z } from 'zod';
 import type { Checkpoint, Progress } from '../contract/index.ts';
 
 /** Why the runner aborted a job's signal. */
@@ -102,3 +103,26 @@ export interface Executor {
 export type ExecutorFactory = (
   env: Readonly<Record<string, string | undefined>>,
 ) => Executor | Promise<Executor>;
+
+/**
+ * What a built-in executor's folder exports (`executors/<name>/index.ts`) for the composition root:
+ * its factory plus the description of its configuration, which `config check` and `config print`
+ * read without starting anything.
+ */
+export interface ExecutorModule {
+  /** The name in DPO_EXECUTORS, e.g. `local`, `emr-serverless`. */
+  readonly name: string;
+  /** One line for humans (`config print`, docs). */
+  readonly description: string;
+  /** The job types the executor serves (the same list its instances report). */
+  readonly jobTypes: readonly string[];
+  /**
+   * Every environment variable the executor reads, as a zod object whose keys are the variable
+   * names (parse it with `parseEnvConfig` from `src/lib/config.ts`). Variables the AWS SDK reads on
+   * its own (AWS_REGION, AWS_ENDPOINT_URL_*, …) belong here too when the executor relies on them.
+   */
+  readonly env: z.ZodObject;
+  /** Names of variables in `env` whose values are secrets: `config print` redacts them. */
+  readonly secretVars?: readonly string[];
+  readonly createExecutor: ExecutorFactory;
+}
