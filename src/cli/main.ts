@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { registerControlPlaneCommand } from './control-plane.ts';
+import { registerDevCommand } from './dev.ts';
 import { registerJobsCommand } from './jobs.ts';
 import { registerRunCommand } from './run.ts';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
   registerRunCommand(program);
   registerControlPlaneCommand(program);
+  registerDevCommand(program);
   registerJobsCommand(program);
   return program;
 }

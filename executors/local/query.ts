@@ -1,0 +1,100 @@
+/**
+ * nql-forecast (a SELECT with a row cap and a query timeout, answered in the seed's
+ * Success / Failure shapes) and the access-rules billing job (a GROUP BY over a materialized view).
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { StatementType } from '@duckdb/node-api';
+import { JobAbort, JobError, type JobHandle } from '../../src/executor/index.ts';
+import type { LocalConfig } from './config.ts';
+import { num, toJson } from './warehouse.ts';
+
+export async function nqlForecast(
+  conn: DuckDBConnection,
+  job: JobHandle<{ compiled_sql: string }>,
+  config: LocalConfig,
+  signal: AbortSignal,
+): Promise<unknown> {
+  const sql = job.input.compiled_sql;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.interrupt();
+  }, config.queryTimeoutMs);
+  try {
+    const extracted = await conn.extractStatements(sql);
+    if (extracted.count !== 1) {
+      return { type: 'Failure', msg: `expected one SELECT statement, got ${extracted.count} statements` };
+    }
+    const prepared = await extracted.prepare(0);
+    if (prepared.statementType !== StatementType.SELECT) {
+      return {
+        type: 'Failure',
+        msg: `only a SELECT can be forecast, got ${StatementType[prepared.statementType]}`,
+      };
+    }
+    const result = await prepared.stream();
+    const columns = result.columnNames();
+    const rows: unknown[][] = [];
+    let truncated = false;
+    for await (const chunk of result.yieldRowsJs()) {
+      for (const row of chunk) {
+        if (rows.length === config.maxResultRows) {
+          truncated = true;
+          break;
+        }
+        rows.push(row.map(toJson));
+      }
+      if (truncated) break;
+    }
+    return { type: 'Success', result: { columns, rows }, ...(truncated ? { truncated: true } : {}) };
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    if (timedOut) {
+      return {
+        type: 'Failure',
+        msg: `Query execution timed out after ${config.queryTimeoutMs / 1000} seconds`,
+      };
+    }
+    if (err instanceof JobAbort) throw err;
+    // DuckDB's own message: syntax, binder, catalog, conversion errors.
+    return { type: 'Failure', msg: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function billing(
+  conn: DuckDBConnection,
+  job: JobHandle<{ dataset_id: number; compiled_query: string }>,
+  signal: AbortSignal,
+): Promise<unknown> {
+  let reader: Awaited<ReturnType<DuckDBConnection['runAndReadAll']>>;
+  try {
+    reader = await conn.runAndReadAll(job.input.compiled_query);
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw new JobError('SQL_ERROR', `compiled_query: ${(err as Error).message}`, {
+      retryable: false,
+      cause: err,
+    });
+  }
+  const names = reader.columnNames();
+  const need = ['_nio_access_rule_id', 'rows', '_nio_price_per_row'];
+  const missing = need.filter((n) => !names.includes(n));
+  if (missing.length > 0) {
+    throw new JobError(
+      'INVALID_INPUT',
+      `compiled_query must return ${need.join(', ')}; missing ${missing.join(', ')} (got ${names.join(', ')})`,
+      { retryable: false },
+    );
+  }
+  // Rows no access rule governs are not billed.
+  const rows = reader.getRowObjectsJS().filter((r) => r._nio_access_rule_id !== null);
+  const sources = rows.map((r) => ({
+    access_rule_id: num(r._nio_access_rule_id),
+    rows: num(r.rows),
+    price_per_row: { micro_cents_usd: num(r._nio_price_per_row) },
+  }));
+  sources.sort((a, b) => a.access_rule_id - b.access_rule_id);
+  return { type: 'materialized_views_collect_access_rules_billing_data', sources };
+}

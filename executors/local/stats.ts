@@ -1,0 +1,167 @@
+/**
+ * datasets_calculate_column_stats: the statistics the seed names, only those enabled per column,
+ * in one scan (plus one for histograms, which need the bounds first), persisted in `_dpo.column_stats`
+ * and returned in the result's `columns`.
+ *
+ * Meanings (Iceberg's, where it defines them): `value_count` counts every row, nulls and NaNs
+ * included; `null_value_count` nulls; `nan_value_count` NaNs (floating-point columns, else 0);
+ * bounds are min and max over non-null, non-NaN values; `approx_count_distinct` is DuckDB's
+ * HyperLogLog estimate; `completeness` the share of non-null values (1 for an empty table);
+ * `mean` and `standard_deviation` (sample) over non-NaN values of numeric columns; `histogram` has
+ * DPO_LOCAL_HISTOGRAM_BINS equal-width buckets between the bounds for numeric columns.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { ColumnStat } from '../../src/catalogue/datasets.ts';
+import { JobError, type JobHandle } from '../../src/executor/index.ts';
+import { requireDataset } from './catalog.ts';
+import type { LocalConfig } from './config.ts';
+import { all, ident, literal, num, one, qualified, runSql, toJson, Warehouse } from './warehouse.ts';
+
+type Enabled = Partial<Record<ColumnStat, boolean>>;
+export interface StatsInput {
+  dataset_id: number;
+  enabled_column_stats: Record<string, { data_type: string; enabled_column_stats: Enabled }>;
+}
+
+const NUMERIC =
+  /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*)$/;
+const FLOATING = /^(FLOAT|DOUBLE)$/;
+
+export async function calculateColumnStats(
+  conn: DuckDBConnection,
+  job: JobHandle<StatsInput>,
+  config: LocalConfig,
+  signal: AbortSignal,
+): Promise<unknown> {
+  const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
+  const described = await all(
+    conn,
+    `SELECT column_name, data_type FROM duckdb_columns()
+      WHERE database_name = current_database() AND schema_name = ${literal(ds.schema)} AND table_name = ${literal(ds.table)}`,
+  );
+  const types = new Map(described.map((r) => [String(r.column_name), String(r.data_type)]));
+  const missing = Object.keys(job.input.enabled_column_stats).filter((c) => !types.has(c));
+  if (missing.length > 0) {
+    throw new JobError('INVALID_INPUT', `no such column in dataset ${ds.datasetId}: ${missing.join(', ')}`, {
+      retryable: false,
+      details: { missing, columns: [...types.keys()] },
+    });
+  }
+
+  // One aggregate per enabled statistic, all in a single scan; aliases are positional (c0_…).
+  const selects: string[] = ['count(*) AS total'];
+  const plan = Object.entries(job.input.enabled_column_stats).map(([column, spec], i) => {
+    const type = types.get(column) as string;
+    const numeric = NUMERIC.test(type);
+    const floating = FLOATING.test(type);
+    const c = ident(column);
+    const valid = floating ? `${c} IS NOT NULL AND NOT isnan(${c})` : `${c} IS NOT NULL`;
+    const on = spec.enabled_column_stats;
+    const a = `c${i}`;
+    const add = (stat: string, expr: string) => selects.push(`${expr} AS ${a}_${stat}`);
+    if (on.null_value_count || on.completeness) add('nulls', `count(*) FILTER (WHERE ${c} IS NULL)`);
+    if (on.nan_value_count) add('nans', floating ? `count(*) FILTER (WHERE isnan(${c}))` : '0');
+    if (on.lower_bound || on.histogram) add('lower', `min(${c}) FILTER (WHERE ${valid})`);
+    if (on.upper_bound || on.histogram) add('upper', `max(${c}) FILTER (WHERE ${valid})`);
+    if (on.approx_count_distinct) add('distinct', `approx_count_distinct(${c})`);
+    if (on.mean) add('mean', numeric ? `avg(${c}::DOUBLE) FILTER (WHERE ${valid})` : 'NULL');
+    if (on.standard_deviation) {
+      add('stddev', numeric ? `stddev_samp(${c}::DOUBLE) FILTER (WHERE ${valid})` : 'NULL');
+    }
+    return { column, alias: a, on, numeric, valid, c };
+  });
+
+  const agg = await one(conn, `SELECT ${selects.join(', ')} FROM ${qualified(ds)}`).catch((err: unknown) => {
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  });
+  if (!agg) throw new Error('the statistics query returned no row');
+  const total = num(agg.total);
+  const columns: Record<string, Record<string, unknown>> = {};
+  for (const p of plan) {
+    const get = (stat: string) => agg[`${p.alias}_${stat}`];
+    const stats: Record<string, unknown> = {};
+    const nulls = num(get('nulls'));
+    if (p.on.value_count) stats.value_count = total;
+    if (p.on.null_value_count) stats.null_value_count = nulls;
+    if (p.on.nan_value_count) stats.nan_value_count = num(get('nans'));
+    if (p.on.lower_bound) stats.lower_bound = bound(get('lower'));
+    if (p.on.upper_bound) stats.upper_bound = bound(get('upper'));
+    if (p.on.approx_count_distinct) stats.approx_count_distinct = num(get('distinct'));
+    if (p.on.completeness) stats.completeness = total === 0 ? 1 : (total - nulls) / total;
+    if (p.on.mean) stats.mean = finiteOrNull(get('mean'));
+    if (p.on.standard_deviation) stats.standard_deviation = finiteOrNull(get('stddev'));
+    if (p.on.histogram) {
+      stats.histogram = p.numeric
+        ? await histogram(
+            conn,
+            qualified(ds),
+            p.c,
+            p.valid,
+            get('lower'),
+            get('upper'),
+            config.histogramBins,
+            signal,
+          )
+        : [];
+    }
+    columns[p.column] = stats;
+  }
+
+  await Warehouse.transaction(conn, async () => {
+    for (const [column, stats] of Object.entries(columns)) {
+      await conn.run(
+        `INSERT OR REPLACE INTO _dpo.column_stats VALUES
+           (${ds.datasetId}, ${literal(column)}, ${literal(JSON.stringify(stats))}, ${literal(job.id)}, now())`,
+      );
+    }
+  });
+  return { type: 'datasets_calculate_column_stats', rows: total, columns };
+}
+
+/** Equal-width buckets over [lower, upper]; the last bucket includes `upper`. */
+async function histogram(
+  conn: DuckDBConnection,
+  table: string,
+  c: string,
+  valid: string,
+  lowerRaw: unknown,
+  upperRaw: unknown,
+  bins: number,
+  signal: AbortSignal,
+): Promise<Array<{ lower: number; upper: number; count: number }>> {
+  if (lowerRaw === null || lowerRaw === undefined) return [];
+  const lower = Number(lowerRaw);
+  const upper = Number(upperRaw);
+  const n = lower === upper ? 1 : bins;
+  const width = (upper - lower) / n;
+  const bucket = n === 1 ? '0' : `least(${n - 1}, floor((${c}::DOUBLE - ${lower}) / ${width}))::INTEGER`;
+  const result = await runSql(
+    conn,
+    `SELECT ${bucket} AS b, count(*) AS n FROM ${table} WHERE ${valid} GROUP BY ALL ORDER BY b`,
+    'histogram',
+    signal,
+  );
+  const counts = new Map<number, number>();
+  for (const [b, cnt] of await result.getRowsJS()) counts.set(num(b), num(cnt));
+  return Array.from({ length: n }, (_, i) => ({
+    lower: lower + i * width,
+    upper: i === n - 1 ? upper : lower + (i + 1) * width,
+    count: counts.get(i) ?? 0,
+  }));
+}
+
+function bound(v: unknown): number | string | boolean | null {
+  const j = toJson(v);
+  return typeof j === 'number' || typeof j === 'string' || typeof j === 'boolean'
+    ? j
+    : j === null
+      ? null
+      : String(j);
+}
+
+function finiteOrNull(v: unknown): number | null {
+  if (v === null || v === undefined) return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}

@@ -1,0 +1,217 @@
+/**
+ * The one-command local stack behind `dataplane-operator dev`: the bundled control plane on a file
+ * database, the local DuckDB data plane with its synthetic datasets, and the daemon, all in one
+ * process, plus the example jobs (examples/*.json) submitted in waves. A composition root, like
+ * `run`: the only other place in `src/` that knows a concrete executor.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { LocalExecutor } from '../../executors/local/executor.ts';
+import { OperatorClient } from '../client/operator-client.ts';
+import { UserClient } from '../client/user-client.ts';
+import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
+import { type RunningControlPlane, startControlPlane } from '../control-plane/server.ts';
+import { Daemon } from '../daemon/daemon.ts';
+import { createMetrics } from '../daemon/metrics.ts';
+import { type OpsServer, startOpsServer } from '../daemon/ops-server.ts';
+import { buildRegistry } from '../daemon/registry.ts';
+import { sleep } from '../lib/retry.ts';
+import { DEV_DATA_PLANE_ID } from './control-plane.ts';
+
+export interface DevStackOptions {
+  dataDir: string;
+  cpHost: string;
+  cpPort: number;
+  /** Health and metrics; undefined turns the endpoint off. */
+  metrics?: { host: string; port: number } | undefined;
+  adminToken: string;
+  operatorToken: string;
+  localDir: string;
+  rows: number;
+  concurrency: number;
+  logger: Logger;
+}
+
+export interface DevStack {
+  cp: RunningControlPlane;
+  ops: OpsServer | undefined;
+  executor: LocalExecutor;
+  daemon: Daemon;
+  user: UserClient;
+  seeded: Array<{ datasetId: number; rows: number; created: boolean }>;
+  /** Drains the daemon (jobs finish or are released), then closes everything. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
+  const log = o.logger;
+  const executor = new LocalExecutor({
+    dir: o.localDir,
+    queryTimeoutMs: 300_000,
+    maxResultRows: 10_000,
+    sampleRows: 1_000,
+    maxSampleRows: 100_000,
+    histogramBins: 10,
+  });
+  await executor.start();
+  const seeded = await executor.seedDemoData(o.rows);
+  const cp = await startControlPlane({
+    dbPath: join(o.dataDir, 'control-plane.db'),
+    host: o.cpHost,
+    port: o.cpPort,
+    adminTokens: [o.adminToken],
+    operatorTokens: [{ token: o.operatorToken, data_plane_id: DEV_DATA_PLANE_ID, name: 'dev-operator' }],
+    retryBaseMs: 1_000,
+    retryMaxMs: 30_000,
+    logger: log.child({ component: 'control-plane' }),
+  });
+  const metrics = createMetrics();
+  const client = new OperatorClient({ url: cp.url, token: o.operatorToken, requestTimeoutMs: 10_000 });
+  const daemon = new Daemon({
+    controlPlane: client,
+    registry: buildRegistry([executor], {}),
+    executorId: `dev-${process.pid}`,
+    dataPlaneId: DEV_DATA_PLANE_ID,
+    concurrency: o.concurrency,
+    executorConcurrency: {},
+    pollWaitMs: 20_000,
+    progressIntervalMs: 250,
+    jobTimeoutMs: 3_600_000,
+    jobTimeoutsMs: {},
+    logger: log.child({ component: 'daemon' }),
+    metrics,
+  });
+  const ops = o.metrics
+    ? await startOpsServer({ ...o.metrics, daemon, metrics, staleAfterMs: 60_000 })
+    : undefined;
+  await daemon.start();
+  const user = new UserClient({ url: cp.url, token: o.adminToken });
+  let stopping: Promise<void> | undefined;
+  return {
+    cp,
+    ops,
+    executor,
+    daemon,
+    user,
+    seeded,
+    stop() {
+      stopping ??= (async () => {
+        await daemon.drain(10_000);
+        await daemon.stopped;
+        await client.close().catch(() => client.destroy());
+        await user.close();
+        await ops?.close();
+        await cp.close();
+        await executor.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Examples
+// ---------------------------------------------------------------------------------------------
+
+export interface Example {
+  /** File name without `.json`, e.g. `1-forecast`. */
+  name: string;
+  /** The leading number: waves run in order, each after the previous one ended. */
+  wave: number;
+  request: SubmitJobRequest;
+}
+
+/** Reads examples/*.json (each a job submission); a file that is not one is an error naming it. */
+export function loadExamples(dir: string): Example[] {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  return files.map((file) => {
+    const name = basename(file, '.json');
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    } catch (err) {
+      throw new Error(`${join(dir, file)} is not valid JSON: ${(err as Error).message}`);
+    }
+    const parsed = SubmitJobRequest.safeParse(doc);
+    if (!parsed.success) {
+      throw new Error(`${join(dir, file)} is not a job submission: ${z.prettifyError(parsed.error)}`);
+    }
+    const wave = Number(/^(\d+)-/.exec(name)?.[1] ?? 1);
+    return { name, wave, request: parsed.data };
+  });
+}
+
+export interface TrackedJob {
+  /** The example's name, or `<parent> → <type>` for a follow-up the control plane created. */
+  label: string;
+  job: Job;
+}
+
+const terminal = (j: Job) => isTerminal(j.state);
+
+/** Follow-ups the control plane creates after a job completes (seed 000). */
+function expectsFollowUp(j: Job): boolean {
+  if (j.state !== 'completed') return false;
+  if (j.type === 'materialize-view') return true;
+  return (
+    j.type === 'forecast' &&
+    (j.input as { schedule_unsampled_forecast?: boolean }).schedule_unsampled_forecast === true
+  );
+}
+
+/**
+ * Submits the examples wave by wave, each with an idempotency key naming it (so a second `dev` finds
+ * the jobs of the first instead of duplicating them), and follows them and their follow-ups until all
+ * are terminal. `onUpdate` gets the whole list after every refresh.
+ */
+export async function runExamples(
+  user: UserClient,
+  examples: readonly Example[],
+  onUpdate: (jobs: readonly TrackedJob[]) => void,
+  signal: AbortSignal,
+  pollMs = 200,
+): Promise<TrackedJob[]> {
+  const tracked = new Map<string, TrackedJob>();
+  const waves = [...new Set(examples.map((e) => e.wave))].sort((a, b) => a - b);
+  const refresh = async () => {
+    const page = await user.list({ data_plane_id: DEV_DATA_PLANE_ID, per_page: 500 }, signal);
+    for (const j of page.jobs) {
+      const t = tracked.get(j.id);
+      if (t) {
+        t.job = j;
+        continue;
+      }
+      const src = j.request_source;
+      if (src.type === 'job' && tracked.has(src.job_id)) {
+        tracked.set(j.id, { label: `${(tracked.get(src.job_id) as TrackedJob).label} → ${j.type}`, job: j });
+      }
+    }
+    onUpdate([...tracked.values()]);
+  };
+  const settled = () =>
+    [...tracked.values()].every(
+      (t) =>
+        terminal(t.job) &&
+        (!expectsFollowUp(t.job) ||
+          [...tracked.values()].some(
+            (c) => c.job.request_source.type === 'job' && c.job.request_source.job_id === t.job.id,
+          )),
+    );
+  for (const wave of waves) {
+    for (const e of examples.filter((x) => x.wave === wave)) {
+      const { job } = await user.submit({ ...e.request, idempotency_key: `dev-example:${e.name}` }, signal);
+      tracked.set(job.id, { label: e.name, job });
+    }
+    onUpdate([...tracked.values()]);
+    for (;;) {
+      await refresh();
+      if (settled()) break;
+      await sleep(pollMs, signal);
+    }
+  }
+  return [...tracked.values()];
+}

@@ -1,0 +1,250 @@
+/**
+ * `dataplane-operator dev` (`npm run dev`): the whole product on a laptop in one command. Starts the
+ * bundled control plane, the local DuckDB data plane (with synthetic data) and the daemon; submits
+ * the example jobs and shows them run to completion live; then keeps serving until Ctrl-C, which
+ * drains the daemon and stops everything.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import logUpdate from 'log-update';
+import pino from 'pino';
+import { z } from 'zod';
+import type { Job } from '../contract/index.ts';
+import { ConfigError, envInt, HostPort, mergeEnv, parseEnvConfig } from '../lib/config.ts';
+import { createLogger } from '../lib/logger.ts';
+import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
+import { loadExamples, runExamples, startDevStack, type TrackedJob } from './dev-stack.ts';
+
+/** The variables `dev` reads beyond the control plane's (DPO_DATA_DIR, DPO_CP_LISTEN, tokens…). */
+export const DevEnv = z.object({
+  /** Rows of the synthetic events dataset (424); changing it regenerates the dataset. */
+  DPO_DEV_ROWS: envInt(1, 1_000_000_000).default(2_000_000),
+  /** Where `dev` serves health and metrics; `off` disables it. */
+  DPO_METRICS_LISTEN: z.union([z.literal('off'), HostPort]).default({ host: '127.0.0.1', port: 9464 }),
+  /** The local data plane's directory; default `<DPO_DATA_DIR>/local`. */
+  DPO_LOCAL_DIR: z.string().min(1).optional(),
+  DPO_CONCURRENCY: envInt(1, 1_000).default(8),
+});
+
+const EXAMPLES_DIR = resolve(import.meta.dirname, '..', '..', 'examples');
+
+interface DevOpts {
+  envFile?: string[];
+  dataDir?: string;
+  listen?: string;
+  rows?: string;
+  examples: string | false;
+  exitWhenDone?: boolean;
+}
+
+export function registerDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description(
+      'Run the bundled control plane, the local DuckDB data plane and the daemon in one process, submit the example jobs and show them complete; then keep serving.',
+    )
+    .option('--env-file <file...>', 'read variables from env files (the environment wins)')
+    .option('--data-dir <dir>', 'data directory (DPO_DATA_DIR, default .data)')
+    .option('--listen <host:port>', 'control plane address (DPO_CP_LISTEN, default 127.0.0.1:8700)')
+    .option('--rows <n>', 'rows of the synthetic events dataset (DPO_DEV_ROWS, default 2000000)')
+    .option('--examples <dir>', 'folder of example job files', EXAMPLES_DIR)
+    .option('--no-examples', 'submit no examples')
+    .option('--exit-when-done', 'stop once the examples have ended (exit 1 if one did not complete)')
+    .action(async (opts: DevOpts) => {
+      process.exitCode = await dev(opts);
+    });
+}
+
+async function dev(opts: DevOpts): Promise<number> {
+  let cp: z.infer<typeof ControlPlaneEnv>;
+  let d: z.infer<typeof DevEnv>;
+  let tokens: ReturnType<typeof loadTokens>;
+  try {
+    const env = { ...mergeEnv(opts.envFile ?? []) };
+    if (opts.dataDir) env.DPO_DATA_DIR = opts.dataDir;
+    if (opts.listen) env.DPO_CP_LISTEN = opts.listen;
+    if (opts.rows) env.DPO_DEV_ROWS = opts.rows;
+    cp = parseEnvConfig(ControlPlaneEnv, env);
+    d = parseEnvConfig(DevEnv, env);
+    tokens = loadTokens(cp);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const operator = tokens.operatorTokens.find((t) => t.data_plane_id === DEV_DATA_PLANE_ID);
+  const admin = tokens.adminTokens[0];
+  if (!operator || !admin) {
+    process.stderr.write(`dev needs an admin token and an operator token for ${DEV_DATA_PLANE_ID}\n`);
+    return 2;
+  }
+  const dataDir = resolve(cp.DPO_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const logFile = join(dataDir, 'dev.log');
+  // The terminal shows the progress display; the logs go to a file.
+  const logger = createLogger({
+    level: cp.DPO_LOG_LEVEL,
+    name: 'dataplane-operator',
+    destination: pino.destination({ dest: logFile, mkdir: true, sync: false }),
+  });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+
+  const started = performance.now();
+  say(`dataplane-operator dev: data in ${dataDir} (logs: ${logFile})`);
+  say(`preparing the local data plane (${d.DPO_DEV_ROWS.toLocaleString('en-US')} synthetic events)…`);
+  const stack = await startDevStack({
+    dataDir,
+    cpHost: cp.DPO_CP_LISTEN.host,
+    cpPort: cp.DPO_CP_LISTEN.port,
+    metrics: d.DPO_METRICS_LISTEN === 'off' ? undefined : d.DPO_METRICS_LISTEN,
+    adminToken: admin,
+    operatorToken: operator.token,
+    localDir: d.DPO_LOCAL_DIR ?? join(dataDir, 'local'),
+    rows: d.DPO_DEV_ROWS,
+    concurrency: d.DPO_CONCURRENCY,
+    logger,
+  });
+  for (const s of stack.seeded) {
+    say(
+      `  dataset ${s.datasetId}: ${s.rows.toLocaleString('en-US')} rows (${s.created ? 'created' : 'reused'})`,
+    );
+  }
+  say(`control plane  ${stack.cp.url}   (admin token: ${join(dataDir, 'admin.token')})`);
+  if (stack.ops) say(`metrics        ${stack.ops.url}/metrics   health ${stack.ops.url}/healthz`);
+  say(`data plane     ${DEV_DATA_PLANE_ID}: DuckDB at ${stack.executor.path}`);
+
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) {
+      say('\nstopping: draining the daemon (Ctrl-C again to force)…');
+      stop.abort(new Error('stopping'));
+    } else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let exit = 0;
+  if (opts.examples !== false) {
+    const examples = loadExamples(opts.examples);
+    say(`\nsubmitting ${examples.length} example jobs from ${opts.examples}:`);
+    const display = createDisplay(started);
+    try {
+      const jobs = await runExamples(stack.user, examples, display.update, stop.signal);
+      display.done();
+      const failed = jobs.filter((j) => j.job.state !== 'completed');
+      const secs = (t: number | undefined) =>
+        t === undefined ? '–' : `${((t - started) / 1000).toFixed(1)} s`;
+      say(
+        `all examples completed: ${jobs.length - failed.length} of ${jobs.length} completed in ${secs(performance.now())} ` +
+          `(first job completed after ${secs(display.firstCompletedAt())})`,
+      );
+      for (const f of failed) say(`  ${f.label}: ${f.job.state} ${failureOf(f.job)}`);
+      if (failed.length > 0) exit = 1;
+    } catch (err) {
+      display.done();
+      if (!stop.signal.aborted) {
+        say(`examples stopped: ${(err as Error).message}`);
+        exit = 1;
+      }
+    }
+  }
+  if (!opts.exitWhenDone && !stop.signal.aborted) {
+    say('\nserving. Submit more jobs from another terminal, for example:');
+    say('  npx dataplane-operator jobs submit examples/1-nql-forecast.json');
+    say('  npx dataplane-operator jobs wait <id>');
+    say('Ctrl-C stops everything.');
+    await new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
+  }
+  await stack.stop();
+  logger.flush();
+  say('stopped.');
+  return exit;
+}
+
+function failureOf(job: Job): string {
+  const f = job.failures.at(-1);
+  return f ? `(${f.code}: ${f.message})` : '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live display: a table redrawn in place on a terminal, one line per state change otherwise.
+// ---------------------------------------------------------------------------------------------
+
+const STATE_MARK: Record<string, string> = {
+  pending: '·',
+  running: '▶',
+  pending_cancellation: '◌',
+  completed: '✔',
+  failed: '✘',
+  cancelled: '⊘',
+};
+
+function bar(fraction: number | undefined, width = 16): string {
+  if (fraction === undefined) return ' '.repeat(width);
+  const n = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `${'█'.repeat(n)}${'░'.repeat(width - n)}`;
+}
+
+function summary(job: Job): string {
+  if (job.state === 'completed') {
+    const r = job.result as Record<string, unknown> | null;
+    if (!r) return '';
+    if (typeof r.affected_rows === 'number') return `${r.affected_rows} rows affected`;
+    if (r.snapshot_id !== undefined) return `snapshot ${r.snapshot_id}, ${r.rows_written ?? '?'} rows`;
+    if (typeof r.rows === 'number' && r.type === 'success') return `≈ ${r.rows.toLocaleString('en-US')} rows`;
+    if (r.type === 'Success') return `${(r.result as { rows: unknown[] }).rows.length} result rows`;
+    if (Array.isArray(r.sources)) return `${r.sources.length} access rules`;
+    if (typeof r.rows === 'number') return `${r.rows.toLocaleString('en-US')} rows`;
+    return String(r.type ?? '');
+  }
+  if (job.state === 'failed') return failureOf(job);
+  return job.progress?.message ?? '';
+}
+
+function createDisplay(started: number) {
+  const tty = process.stdout.isTTY === true;
+  const seen = new Map<string, string>();
+  let last: readonly TrackedJob[] = [];
+  let firstCompleted: number | undefined;
+  const render = () => {
+    const width = Math.max(...last.map((t) => t.label.length), 10);
+    const lines = last.map((t) => {
+      const j = t.job;
+      const fraction = j.state === 'completed' ? 1 : j.progress?.fraction;
+      return `  ${STATE_MARK[j.state] ?? '?'} ${t.label.padEnd(width)}  ${j.state.padEnd(10)} ${bar(fraction)}  ${summary(j)}`;
+    });
+    const elapsed = ((performance.now() - started) / 1000).toFixed(1);
+    const done = last.filter((t) => ['completed', 'failed', 'cancelled'].includes(t.job.state)).length;
+    logUpdate(`${lines.join('\n')}\n  ${done}/${last.length} ended · ${elapsed} s`);
+  };
+  const timer = tty ? setInterval(render, 100) : undefined;
+  return {
+    firstCompletedAt: () => firstCompleted,
+    update(jobs: readonly TrackedJob[]) {
+      last = jobs;
+      if (firstCompleted === undefined && jobs.some((t) => t.job.state === 'completed')) {
+        firstCompleted = performance.now();
+      }
+      if (tty) return;
+      for (const t of jobs) {
+        if (seen.get(t.job.id) === t.job.state) continue;
+        seen.set(t.job.id, t.job.state);
+        process.stdout.write(
+          `  ${STATE_MARK[t.job.state] ?? '?'} ${t.label}: ${t.job.state} ${summary(t.job)}\n`,
+        );
+      }
+    },
+    done() {
+      if (timer) {
+        clearInterval(timer);
+        render();
+        logUpdate.done();
+      }
+    },
+  };
+}
