@@ -1,0 +1,70 @@
+/**
+ * `dataplane-operator dev` as a user runs it: a child process that brings up the whole stack, runs
+ * every example to completion, keeps serving, stops cleanly on SIGINT, and on a second start reuses
+ * its data and its example jobs instead of duplicating them.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Job } from '../../src/contract/index.ts';
+import { call } from '../helpers.ts';
+import { type CliProcess, runCli } from '../support/processes.ts';
+
+const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
+let child: CliProcess | undefined;
+afterEach(() => {
+  child?.kill('SIGKILL');
+  child = undefined;
+});
+
+async function startDev(dataDir: string): Promise<{ proc: CliProcess; url: string }> {
+  const proc = runCli(['dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--rows', '20000'], {
+    DPO_METRICS_LISTEN: '127.0.0.1:0',
+  });
+  child = proc;
+  await proc.waitForOutput(/all examples completed/, 60_000);
+  await proc.waitForOutput(/Ctrl-C stops everything/);
+  const url = /control plane\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(proc.stdout())?.[1];
+  if (!url) throw new Error(`no control plane URL in:\n${proc.stdout()}`);
+  return { proc, url };
+}
+
+describe('dataplane-operator dev', () => {
+  it('runs every example to completion, serves, and stops cleanly on SIGINT; a second start does not duplicate', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'dpo-dev-'));
+    const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThanOrEqual(10);
+
+    const first = await startDev(dataDir);
+    // Every example plus the two follow-ups the control plane creates (forecast-internal, billing).
+    const total = files.length + 2;
+    expect(first.proc.stdout()).toContain(`all examples completed: ${total} of ${total} completed`);
+    expect(first.proc.stdout()).toMatch(/metrics\s+http:\/\/127\.0\.0\.1:\d+\/metrics/);
+
+    // It keeps serving: a job submitted now runs on the local data plane.
+    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    const submitted = await call<Job>(first.url, 'POST', '/v1/jobs', {
+      token,
+      body: JSON.parse(readFileSync(join(EXAMPLES, '1-nql-forecast.json'), 'utf8')),
+    });
+    expect(submitted.status).toBe(201);
+    const waited = await call<Job>(first.url, 'GET', `/v1/jobs/${submitted.body.id}/wait?timeout_ms=20000`, {
+      token,
+    });
+    expect(waited.body.state).toBe('completed');
+    expect((waited.body.result as { type: string }).type).toBe('Success');
+
+    first.proc.kill('SIGINT');
+    expect(await first.proc.exited).toBe(0);
+    expect(first.proc.stdout()).toContain('stopped.');
+
+    const second = await startDev(dataDir);
+    expect(second.proc.stdout()).toMatch(/dataset 424: 20,000 rows \(reused\)/);
+    const list = await call<{ jobs: Job[] }>(second.url, 'GET', '/v1/jobs?per_page=1000', { token });
+    // The examples' jobs of the first run, its follow-ups and the one job submitted by hand: no more.
+    expect(list.body.jobs).toHaveLength(total + 1);
+    second.proc.kill('SIGINT');
+    expect(await second.proc.exited).toBe(0);
+  }, 120_000);
+});
