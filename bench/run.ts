@@ -5,7 +5,12 @@
  */
 import { benchControlPlane } from './control-plane.ts';
 import { benchDaemon } from './daemon.ts';
+import { benchLocal } from './local.ts';
 
+// `npm run bench -- local` (or control-plane, daemon) runs only those parts.
+const only = new Set(process.argv.slice(2));
+const want = (part: string) => only.size === 0 || only.has(part);
 process.stdout.write(`dataplane-operator bench — ${new Date().toISOString()}, Node ${process.version}\n`);
-await benchControlPlane();
-await benchDaemon();
+if (want('control-plane')) await benchControlPlane();
+if (want('daemon')) await benchDaemon();
+if (want('local')) await benchLocal();

@@ -4,8 +4,8 @@
  * the example jobs and shows them run to completion live; then keeps serving until Ctrl-C, which
  * drains the daemon and stops everything.
  */
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import logUpdate from 'log-update';
 import pino from 'pino';
@@ -27,7 +27,14 @@ export const DevEnv = z.object({
   DPO_CONCURRENCY: envInt(1, 1_000).default(8),
 });
 
-const EXAMPLES_DIR = resolve(import.meta.dirname, '..', '..', 'examples');
+/** The examples/ folder of the package, from the sources (src/cli) or the build (dist/src/cli). */
+function examplesDir(): string {
+  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'examples');
+    if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return resolve('examples');
+  }
+}
 
 interface DevOpts {
   envFile?: string[];
@@ -48,7 +55,7 @@ export function registerDevCommand(program: Command): void {
     .option('--data-dir <dir>', 'data directory (DPO_DATA_DIR, default .data)')
     .option('--listen <host:port>', 'control plane address (DPO_CP_LISTEN, default 127.0.0.1:8700)')
     .option('--rows <n>', 'rows of the synthetic events dataset (DPO_DEV_ROWS, default 2000000)')
-    .option('--examples <dir>', 'folder of example job files', EXAMPLES_DIR)
+    .option('--examples <dir>', 'folder of example job files', examplesDir())
     .option('--no-examples', 'submit no examples')
     .option('--exit-when-done', 'stop once the examples have ended (exit 1 if one did not complete)')
     .action(async (opts: DevOpts) => {
@@ -155,8 +162,13 @@ async function dev(opts: DevOpts): Promise<number> {
   }
   if (!opts.exitWhenDone && !stop.signal.aborted) {
     say('\nserving. Submit more jobs from another terminal, for example:');
-    say('  npx dataplane-operator jobs submit examples/1-nql-forecast.json');
-    say('  npx dataplane-operator jobs wait <id>');
+    // The jobs CLI defaults to 127.0.0.1:8700 and .data; say so when this stack differs.
+    const vars = [
+      stack.cp.url === 'http://127.0.0.1:8700' ? '' : `DPO_CONTROL_PLANE_URL=${stack.cp.url} `,
+      dataDir === resolve('.data') ? '' : `DPO_DATA_DIR=${dataDir} `,
+    ].join('');
+    say(`  ${vars}npm run --silent cli -- jobs submit examples/1-nql-forecast.json`);
+    say(`  ${vars}npm run --silent cli -- jobs wait <id>`);
     say('Ctrl-C stops everything.');
     await new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
   }
