@@ -55,60 +55,108 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
     maxSampleRows: 100_000,
     histogramBins: 10,
   });
-  await executor.start();
-  const seeded = await executor.seedDemoData(o.rows);
-  const cp = await startControlPlane({
-    dbPath: join(o.dataDir, 'control-plane.db'),
-    host: o.cpHost,
-    port: o.cpPort,
-    adminTokens: [o.adminToken],
-    operatorTokens: [{ token: o.operatorToken, data_plane_id: DEV_DATA_PLANE_ID, name: 'dev-operator' }],
-    retryBaseMs: 1_000,
-    retryMaxMs: 30_000,
-    logger: log.child({ component: 'control-plane' }),
-  });
-  const metrics = createMetrics();
-  const client = new OperatorClient({ url: cp.url, token: o.operatorToken, requestTimeoutMs: 10_000 });
-  const daemon = new Daemon({
-    controlPlane: client,
-    registry: buildRegistry([executor], {}),
-    executorId: `dev-${process.pid}`,
-    dataPlaneId: DEV_DATA_PLANE_ID,
-    concurrency: o.concurrency,
-    executorConcurrency: {},
-    pollWaitMs: 20_000,
-    progressIntervalMs: 250,
-    jobTimeoutMs: 3_600_000,
-    jobTimeoutsMs: {},
-    logger: log.child({ component: 'daemon' }),
-    metrics,
-  });
-  const ops = o.metrics
-    ? await startOpsServer({ ...o.metrics, daemon, metrics, staleAfterMs: 60_000 })
-    : undefined;
-  await daemon.start();
-  const user = new UserClient({ url: cp.url, token: o.adminToken });
-  let stopping: Promise<void> | undefined;
-  return {
-    cp,
-    ops,
-    executor,
-    daemon,
-    user,
-    seeded,
-    stop() {
-      stopping ??= (async () => {
-        await daemon.drain(10_000);
-        await daemon.stopped;
-        await client.close().catch(() => client.destroy());
-        await user.close();
-        await ops?.close();
-        await cp.close();
-        await executor.close();
-      })();
-      return stopping;
-    },
+  // Started in order; a failure on the way closes what was started and says what failed.
+  const opened: Array<() => Promise<void>> = [];
+  const unwind = async () => {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
   };
+  try {
+    await executor.start();
+    opened.push(() => executor.close());
+    const seeded = await executor.seedDemoData(o.rows);
+    let cp: RunningControlPlane;
+    try {
+      cp = await startControlPlane({
+        dbPath: join(o.dataDir, 'control-plane.db'),
+        host: o.cpHost,
+        port: o.cpPort,
+        adminTokens: [o.adminToken],
+        operatorTokens: [{ token: o.operatorToken, data_plane_id: DEV_DATA_PLANE_ID, name: 'dev-operator' }],
+        retryBaseMs: 1_000,
+        retryMaxMs: 30_000,
+        logger: log.child({ component: 'control-plane' }),
+      });
+    } catch (err) {
+      throw listenError(err, `${o.cpHost}:${o.cpPort}`, '--listen or DPO_CP_LISTEN');
+    }
+    opened.push(() => cp.close());
+    const metrics = createMetrics();
+    const client = new OperatorClient({ url: cp.url, token: o.operatorToken, requestTimeoutMs: 10_000 });
+    opened.push(() => client.close());
+    const daemon = new Daemon({
+      controlPlane: client,
+      registry: buildRegistry([executor], {}),
+      executorId: `dev-${process.pid}`,
+      dataPlaneId: DEV_DATA_PLANE_ID,
+      concurrency: o.concurrency,
+      executorConcurrency: {},
+      pollWaitMs: 20_000,
+      progressIntervalMs: 250,
+      jobTimeoutMs: 3_600_000,
+      jobTimeoutsMs: {},
+      logger: log.child({ component: 'daemon' }),
+      metrics,
+    });
+    let ops: OpsServer | undefined;
+    if (o.metrics) {
+      try {
+        ops = await startOpsServer({ ...o.metrics, daemon, metrics, staleAfterMs: 60_000 });
+      } catch (err) {
+        throw listenError(err, `${o.metrics.host}:${o.metrics.port}`, 'DPO_METRICS_LISTEN (or off)');
+      }
+      const opsServer = ops;
+      opened.push(() => opsServer.close());
+    }
+    await daemon.start();
+    return finish({ cp, ops, executor, daemon, client, seeded });
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+
+  function finish(parts: {
+    cp: RunningControlPlane;
+    ops: OpsServer | undefined;
+    executor: LocalExecutor;
+    daemon: Daemon;
+    client: OperatorClient;
+    seeded: DevStack['seeded'];
+  }): DevStack {
+    const { cp, ops, daemon, client, seeded } = parts;
+    const user = new UserClient({ url: cp.url, token: o.adminToken });
+    let stopping: Promise<void> | undefined;
+    return {
+      cp,
+      ops,
+      executor,
+      daemon,
+      user,
+      seeded,
+      stop() {
+        stopping ??= (async () => {
+          await daemon.drain(10_000);
+          await daemon.stopped;
+          await client.close().catch(() => client.destroy());
+          await user.close();
+          await ops?.close();
+          await cp.close();
+          await executor.close();
+        })();
+        return stopping;
+      },
+    };
+  }
+}
+
+/** An address already taken is the usual reason a local stack cannot start: say which and how. */
+function listenError(err: unknown, address: string, setting: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `${address} is already in use (another dev or control plane?); choose another with ${setting}`,
+    );
+  }
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,18 +102,26 @@ async function dev(opts: DevOpts): Promise<number> {
   const started = performance.now();
   say(`dataplane-operator dev: data in ${dataDir} (logs: ${logFile})`);
   say(`preparing the local data plane (${d.DPO_DEV_ROWS.toLocaleString('en-US')} synthetic events)…`);
-  const stack = await startDevStack({
-    dataDir,
-    cpHost: cp.DPO_CP_LISTEN.host,
-    cpPort: cp.DPO_CP_LISTEN.port,
-    metrics: d.DPO_METRICS_LISTEN === 'off' ? undefined : d.DPO_METRICS_LISTEN,
-    adminToken: admin,
-    operatorToken: operator.token,
-    localDir: d.DPO_LOCAL_DIR ?? join(dataDir, 'local'),
-    rows: d.DPO_DEV_ROWS,
-    concurrency: d.DPO_CONCURRENCY,
-    logger,
-  });
+  let stack: Awaited<ReturnType<typeof startDevStack>>;
+  try {
+    stack = await startDevStack({
+      dataDir,
+      cpHost: cp.DPO_CP_LISTEN.host,
+      cpPort: cp.DPO_CP_LISTEN.port,
+      metrics: d.DPO_METRICS_LISTEN === 'off' ? undefined : d.DPO_METRICS_LISTEN,
+      adminToken: admin,
+      operatorToken: operator.token,
+      localDir: d.DPO_LOCAL_DIR ?? join(dataDir, 'local'),
+      rows: d.DPO_DEV_ROWS,
+      concurrency: d.DPO_CONCURRENCY,
+      logger,
+    });
+  } catch (err) {
+    logger.error({ err }, 'dev could not start');
+    logger.flush();
+    process.stderr.write(`dataplane-operator dev: ${(err as Error).message}\n`);
+    return 1;
+  }
   for (const s of stack.seeded) {
     say(
       `  dataset ${s.datasetId}: ${s.rows.toLocaleString('en-US')} rows (${s.created ? 'created' : 'reused'})`,
