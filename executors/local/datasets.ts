@@ -64,13 +64,14 @@ export async function createTable(
   if (!target.test(sql)) {
     throw invalid(`compiled_sql must be a CREATE TABLE of ${t.schema}.${t.table} (company ${job.companyId})`);
   }
-  await singleStatement(conn, sql, [StatementType.CREATE], 'compiled_sql');
   const existing = await findDataset(conn, datasetId);
   if (existing && existing.companyId !== job.companyId) {
     throw new JobError('FORBIDDEN', `dataset ${datasetId} belongs to another company`, { retryable: false });
   }
   await Warehouse.transaction(conn, async () => {
     await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`);
+    // Checked once the schema exists (DuckDB binds the statement); a refusal rolls the schema back.
+    await singleStatement(conn, sql, [StatementType.CREATE], 'compiled_sql');
     // A repeated delivery of a create that already ran finds its table: done, not an error.
     if (existing && (await tableExists(conn, t.schema, t.table))) return;
     await runSql(conn, sql, 'compiled_sql', signal);

@@ -6,7 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
 import { JobAbort, JobError, type JobHandle } from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
-import { num, toJson } from './warehouse.ts';
+import { keepInterrupting, num, toJson } from './warehouse.ts';
 
 export async function nqlForecast(
   conn: DuckDBConnection,
@@ -16,9 +16,10 @@ export async function nqlForecast(
 ): Promise<unknown> {
   const sql = job.input.compiled_sql;
   let timedOut = false;
+  const interrupter = keepInterrupting(conn);
   const timer = setTimeout(() => {
     timedOut = true;
-    conn.interrupt();
+    interrupter.start();
   }, config.queryTimeoutMs);
   try {
     const extracted = await conn.extractStatements(sql);
@@ -60,6 +61,7 @@ export async function nqlForecast(
     return { type: 'Failure', msg: err instanceof Error ? err.message : String(err) };
   } finally {
     clearTimeout(timer);
+    interrupter.end();
   }
 }
 

@@ -148,15 +148,16 @@ export class Warehouse {
   async withConnection<T>(signal: AbortSignal, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     signal.throwIfAborted();
     const conn = await this.instance.connect();
-    const onAbort = () => conn.interrupt();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stop = keepInterrupting(conn);
+    signal.addEventListener('abort', stop.start, { once: true });
     try {
       return await fn(conn);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw err;
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', stop.start);
+      stop.end();
       conn.closeSync();
     }
   }
@@ -179,6 +180,24 @@ export class Warehouse {
   }
 }
 
+/**
+ * Interrupting a connection only stops the statement running at that instant: an abort that lands
+ * between two statements (or before the first has started) would be lost. So once started, this keeps
+ * interrupting every 20 ms until the work on the connection has ended.
+ */
+export function keepInterrupting(conn: DuckDBConnection): { start: () => void; end: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    start() {
+      conn.interrupt();
+      timer ??= setInterval(() => conn.interrupt(), 20);
+    },
+    end() {
+      clearInterval(timer);
+    },
+  };
+}
+
 /** DuckDB's own errors (syntax, binder, catalog, conversion…) are the job's fault: never retried. */
 export function sqlError(err: unknown, what: string): JobError {
   const message = err instanceof Error ? err.message : String(err);
@@ -192,6 +211,7 @@ export async function runSql(
   what: string,
   signal: AbortSignal,
 ): Promise<DuckDBResult> {
+  signal.throwIfAborted(); // an abort between statements stops the job before the next one
   try {
     return await conn.run(sql);
   } catch (err) {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
-import { call } from '../helpers.ts';
+import { call, startTestControlPlane } from '../helpers.ts';
 import { type CliProcess, runCli } from '../support/processes.ts';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
@@ -67,4 +67,41 @@ describe('dataplane-operator dev', () => {
     second.proc.kill('SIGINT');
     expect(await second.proc.exited).toBe(0);
   }, 120_000);
+
+  it('`run` with DPO_EXECUTORS=local serves the SQL-shaped types from its data directory', async () => {
+    const cp = await startTestControlPlane();
+    const dataDir = mkdtempSync(join(tmpdir(), 'dpo-run-local-'));
+    try {
+      const proc = runCli(['run'], {
+        DPO_CONTROL_PLANE_URL: cp.url,
+        DPO_TOKEN: cp.operatorToken,
+        DPO_DATA_PLANE_ID: cp.dataPlaneId,
+        DPO_EXECUTORS: 'local',
+        DPO_DATA_DIR: dataDir,
+        DPO_METRICS_LISTEN: 'off',
+      });
+      child = proc;
+      await proc.waitForOutput(/"msg":"daemon running"/);
+      const submitted = await call<Job>(cp.url, 'POST', '/v1/jobs', {
+        token: cp.adminToken,
+        body: {
+          type: 'datasets_create_table',
+          company_id: 7,
+          data_plane_id: cp.dataPlaneId,
+          input: { dataset_id: 1, compiled_sql: 'CREATE TABLE company_7.dataset_1 (id INTEGER)' },
+        },
+      });
+      const done = await call<Job>(cp.url, 'GET', `/v1/jobs/${submitted.body.id}/wait?timeout_ms=20000`, {
+        token: cp.adminToken,
+      });
+      expect(done.body.failures).toEqual([]);
+      expect(done.body.state).toBe('completed');
+      proc.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+      // The warehouse is where the data directory says.
+      expect(readdirSync(join(dataDir, 'local'))).toContain('warehouse.duckdb');
+    } finally {
+      await cp.close();
+    }
+  });
 });
