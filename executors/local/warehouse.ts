@@ -151,6 +151,8 @@ export class Warehouse {
     const stop = keepInterrupting(conn);
     signal.addEventListener('abort', stop.start, { once: true });
     try {
+      // An abort while connecting fired before the listener existed.
+      signal.throwIfAborted();
       return await fn(conn);
     } catch (err) {
       if (signal.aborted) throw signal.reason;

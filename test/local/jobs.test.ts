@@ -492,32 +492,43 @@ describe('cancel', () => {
     expect(after.result.rows).toEqual([[42]]);
   });
 
-  it('an abort landing at any moment (before, between or during statements) stops the job', async () => {
+  it('an abort landing at any moment (while connecting, before, between or during statements) stops the job', async () => {
     const log = { debug() {}, info() {}, warn() {}, error() {} };
-    for (const delayMs of [-1, 0, 1, 2, 5, 10, 25, 50]) {
-      const ac = new AbortController();
-      const running = s.executor.execute(
-        {
-          id: `00000000-0000-4000-8000-${String(delayMs + 1).padStart(12, '0')}`,
-          type: 'materialize-view',
-          attempt: 1,
-          maxAttempts: 1,
-          companyId: 56,
-          dataPlaneId: 'dp',
-          input: {
-            nql: 'n/a',
-            compiled_select: 'SELECT a.range AS x FROM range(1000000000000) a WHERE a.range % 7 = 3',
-            dataset_id: 3900,
-            stats_enabled: false,
-            first_run: true,
-          },
+    const endless = 'SELECT a.range AS x FROM range(1000000000000) a WHERE a.range % 7 = 3';
+    const jobs = [
+      { type: 'nql-forecast', input: { nql: 'n/a', compiled_sql: `SELECT count(*) FROM (${endless})` } },
+      {
+        type: 'materialize-view',
+        input: {
+          nql: 'n/a',
+          compiled_select: endless,
+          dataset_id: 3900,
+          stats_enabled: false,
+          first_run: true,
         },
-        { signal: ac.signal, checkpoint: null, saveCheckpoint: async () => {}, progress: () => {}, log },
-      );
-      const abort = () => ac.abort(new JobAbort('cancel'));
-      if (delayMs < 0) abort();
-      else setTimeout(abort, delayMs);
-      await expect(running, `abort after ${delayMs} ms`).rejects.toBeInstanceOf(JobAbort);
+      },
+    ];
+    let k = 0;
+    for (const { type, input } of jobs) {
+      for (const delayMs of [-1, 0, 1, 2, 5, 10, 25, 50]) {
+        const ac = new AbortController();
+        const running = s.executor.execute(
+          {
+            id: `00000000-0000-4000-8000-${String(++k).padStart(12, '0')}`,
+            type,
+            attempt: 1,
+            maxAttempts: 1,
+            companyId: 56,
+            dataPlaneId: 'dp',
+            input,
+          },
+          { signal: ac.signal, checkpoint: null, saveCheckpoint: async () => {}, progress: () => {}, log },
+        );
+        const abort = () => ac.abort(new JobAbort('cancel'));
+        if (delayMs < 0) abort();
+        else setTimeout(abort, delayMs);
+        await expect(running, `${type}: abort after ${delayMs} ms`).rejects.toBeInstanceOf(JobAbort);
+      }
     }
     // Nothing was committed.
     expect(await s.q('SELECT * FROM _dpo.snapshots WHERE dataset_id = 3900')).toEqual([]);
