@@ -235,7 +235,8 @@ export async function runExamples(
       }
       const src = j.request_source;
       if (src.type === 'job' && tracked.has(src.job_id)) {
-        tracked.set(j.id, { label: `${(tracked.get(src.job_id) as TrackedJob).label} → ${j.type}`, job: j });
+        const short = j.type === 'materialized_views_collect_access_rules_billing_data' ? 'billing' : j.type;
+        tracked.set(j.id, { label: `${(tracked.get(src.job_id) as TrackedJob).label} → ${short}`, job: j });
       }
     }
     onUpdate([...tracked.values()]);

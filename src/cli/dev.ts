@@ -227,7 +227,8 @@ function summary(job: Job): string {
 }
 
 function createDisplay(started: number) {
-  const tty = process.stdout.isTTY === true;
+  // A terminal that reports no size (some CI pseudo-terminals) gets the line-per-change output.
+  const tty = process.stdout.isTTY === true && (process.stdout.rows ?? 0) > 0;
   const seen = new Map<string, string>();
   let last: readonly TrackedJob[] = [];
   let firstCompleted: number | undefined;
