@@ -10,26 +10,12 @@ import type { ExecuteContext, Executor, JobHandle } from '../../src/executor/ind
 import type { LocalConfig } from './config.ts';
 import { createTable, deleteTable, executeDml, sample, truncateTable } from './datasets.ts';
 import { estimate } from './forecast.ts';
+import { LOCAL_JOB_TYPES } from './job-types.ts';
 import { materializeView } from './materialize.ts';
 import { billing, nqlForecast } from './query.ts';
 import { calculateColumnStats, type StatsInput } from './stats.ts';
 import { seedDemoData } from './synthetic.ts';
 import { all, Warehouse } from './warehouse.ts';
-
-export const LOCAL_JOB_TYPES = [
-  'forecast',
-  'forecast-internal',
-  'costs',
-  'nql-forecast',
-  'materialize-view',
-  'materialized_views_collect_access_rules_billing_data',
-  'datasets_create_table',
-  'datasets_delete_table',
-  'datasets_truncate_table',
-  'datasets_sample',
-  'datasets_calculate_column_stats',
-  'datasets_execute_dml',
-] as const;
 
 export class LocalExecutor implements Executor {
   readonly name = 'local';
