@@ -5,27 +5,15 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DataPlaneId, ExecutorId } from '../contract/index.ts';
-import { ConfigError, type Env, envInt, HostPort, parseEnvConfig, readSecretFile } from '../lib/config.ts';
-
-/** `key=value` pairs, comma-separated, e.g. `forecast=3600000,datasets_sample=600000`. */
-const pairs = <V extends z.ZodType>(value: V) =>
-  z.string().transform((s, ctx) => {
-    const out: Record<string, z.infer<V>> = {};
-    for (const part of s
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean)) {
-      const eq = part.indexOf('=');
-      const key = part.slice(0, eq).trim();
-      const parsed = value.safeParse(part.slice(eq + 1).trim());
-      if (eq <= 0 || !parsed.success) {
-        ctx.addIssue({ code: 'custom', message: `expected key=value pairs, got '${part}'` });
-        return z.NEVER;
-      }
-      out[key] = parsed.data;
-    }
-    return out;
-  });
+import {
+  ConfigError,
+  type Env,
+  envInt,
+  HostPort,
+  envPairs as pairs,
+  parseEnvConfig,
+  readSecretFile,
+} from '../lib/config.ts';
 
 const list = z.string().transform((s) =>
   s

@@ -81,3 +81,23 @@ export const HostPort = z.string().transform((s, ctx) => {
   const host = (m[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
   return { host, port };
 });
+
+/** `key=value` pairs, comma-separated, e.g. `forecast=3600000,datasets_sample=600000`. */
+export const envPairs = <V extends z.ZodType>(value: V) =>
+  z.string().transform((s, ctx) => {
+    const out: Record<string, z.infer<V>> = {};
+    for (const part of s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const eq = part.indexOf('=');
+      const key = part.slice(0, eq).trim();
+      const parsed = value.safeParse(part.slice(eq + 1).trim());
+      if (eq <= 0 || !parsed.success) {
+        ctx.addIssue({ code: 'custom', message: `expected key=value pairs, got '${part}'` });
+        return z.NEVER;
+      }
+      out[key] = parsed.data;
+    }
+    return out;
+  });
