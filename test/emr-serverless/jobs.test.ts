@@ -279,3 +279,45 @@ describe('the AWS API misbehaving', () => {
     expect(s.emr.calls.StartJobRun).toBe(1);
   });
 });
+
+describe('lost and drain leave the run alone', () => {
+  it('on drain the job is released with its checkpoint and the run keeps running; the next holder reattaches', async () => {
+    s = await startEmrStack({ mode: 'manual' });
+    const stack = s;
+    const job = await stack.submit('costs', fixture('costs.input'));
+    const run = await waitFor(() => stack.emr.runs.values().next().value, { what: 'the job run' });
+    stack.emr.setState(run.id, 'RUNNING');
+    await waitFor(async () => (await stack.get(job.id)).checkpoint?.job_run_id === run.id, {
+      what: 'the checkpoint',
+    });
+    await stack.td.daemon.drain(0);
+    await stack.td.daemon.stopped;
+    const released = await stack.get(job.id);
+    expect(released.state).toBe('pending');
+    expect(released.checkpoint).toMatchObject({ job_run_id: run.id });
+    expect(run.cancels).toEqual([]);
+    expect(run.state).toBe('RUNNING');
+  });
+
+  it('a reschedule (lost lease) does not cancel the run', async () => {
+    s = await startEmrStack({ mode: 'manual' });
+    const stack = s;
+    const job = await stack.submit('costs', fixture('costs.input'));
+    const run = await waitFor(() => stack.emr.runs.values().next().value, { what: 'the job run' });
+    stack.emr.setState(run.id, 'RUNNING');
+    await waitFor(async () => (await stack.get(job.id)).checkpoint?.job_run_id === run.id, {
+      what: 'the checkpoint',
+    });
+    const r = await call(stack.cp.url, 'POST', `/v1/jobs/${job.id}/reschedule`, {
+      token: stack.cp.adminToken,
+      body: {},
+    });
+    expect(r.status).toBe(200);
+    // The fresh start submits a new run (new nonce); the old one is left to EMR, not cancelled.
+    const second = await waitFor(() => [...stack.emr.runs.values()].find((x) => x.id !== run.id), {
+      what: 'the fresh submission',
+    });
+    expect(second.clientToken).not.toBe(run.clientToken);
+    expect(run.cancels).toEqual([]);
+  });
+});
