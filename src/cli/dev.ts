@@ -14,7 +14,7 @@ import type { Job } from '../contract/index.ts';
 import { ConfigError, envInt, HostPort, mergeEnv, parseEnvConfig } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
-import { loadExamples, runExamples, startDevStack, type TrackedJob } from './dev-stack.ts';
+import type { TrackedJob } from './dev-stack.ts';
 
 /** The variables `dev` reads beyond the control plane's (DPO_DATA_DIR, DPO_CP_LISTEN, tokens…). */
 export const DevEnv = z.object({
@@ -99,10 +99,12 @@ async function dev(opts: DevOpts): Promise<number> {
   });
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
+  // The stack (DuckDB, a native module) loads only when `dev` runs, not with every command.
+  const { loadExamples, runExamples, startDevStack } = await import('./dev-stack.ts');
   const started = performance.now();
   say(`dataplane-operator dev: data in ${dataDir} (logs: ${logFile})`);
   say(`preparing the local data plane (${d.DPO_DEV_ROWS.toLocaleString('en-US')} synthetic events)…`);
-  let stack: Awaited<ReturnType<typeof startDevStack>>;
+  let stack: import('./dev-stack.ts').DevStack;
   try {
     stack = await startDevStack({
       dataDir,

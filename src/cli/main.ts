@@ -3,6 +3,7 @@
  * `dataplane-operator`: one binary for the daemon, the bundled control plane and the jobs CLI.
  */
 import { Command } from 'commander';
+import { registerConfigCommand } from './config.ts';
 import { registerControlPlaneCommand } from './control-plane.ts';
 import { registerDevCommand } from './dev.ts';
 import { registerJobsCommand } from './jobs.ts';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerControlPlaneCommand(program);
   registerDevCommand(program);
   registerJobsCommand(program);
+  registerConfigCommand(program);
   return program;
 }
 

@@ -49,7 +49,12 @@ export function parseEnvConfig<S extends z.ZodObject>(schema: S, env: Env): Read
   const r = schema.safeParse(input);
   if (!r.success) {
     throw new ConfigError(
-      r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`),
+      r.error.issues.map((i) => {
+        const name = i.path.length ? i.path.join('.') : '(config)';
+        const missing =
+          i.code === 'invalid_type' && i.path.length === 1 && input[String(i.path[0])] === undefined;
+        return `${name}: ${missing ? 'required' : i.message}`;
+      }),
     );
   }
   return Object.freeze(r.data);

@@ -1,0 +1,240 @@
+/**
+ * `dataplane-operator config check --env-file F…`: validates env files and prints every issue (exit 0
+ * when valid, 2 when not). `dataplane-operator config print [--env-file F…] [--json]`: the effective
+ * configuration (env files, then the environment, then defaults) with secrets redacted.
+ */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { z } from 'zod';
+import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
+import { ConfigError, type Env, mergeEnv, parseEnvConfig, readEnvFile } from '../lib/config.ts';
+import { CONFIG_SECTIONS, type ConfigSection, knownVariables, secretVariables } from './config-schema.ts';
+
+export interface CheckReport {
+  errors: string[];
+  warnings: string[];
+  executors: string[];
+}
+
+/** Levenshtein distance, for did-you-mean on misspelt variable names. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0] as number;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j] as number;
+      d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length] as number;
+}
+
+function issuesOf(section: ConfigSection, env: Env): string[] {
+  try {
+    parseEnvConfig(section.env, env);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.issues];
+    throw err;
+  }
+}
+
+/**
+ * Validates a configuration: unknown variables (with a did-you-mean), the daemon's variables, the
+ * control plane's when any is set, and each enabled built-in executor's (by building it, which runs
+ * its own checks without touching the network). Files a secret points to need not exist here (they
+ * are mounted at run time): that is a warning.
+ */
+export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Promise<CheckReport> {
+  const known = knownVariables();
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  for (const name of fileVars) {
+    if (known.has(name)) continue;
+    const near = [...known].map((k) => [k, distance(name, k)] as const).sort((a, b) => a[1] - b[1])[0];
+    const hint = near && near[1] <= 3 ? ` (did you mean ${near[0]}?)` : '';
+    errors.push(`${name}: not a variable of dataplane-operator${hint}`);
+  }
+  const daemon = CONFIG_SECTIONS[0] as ConfigSection;
+  errors.push(...issuesOf(daemon, env));
+  if (!env.DPO_TOKEN && !env.DPO_TOKEN_FILE) {
+    errors.push('DPO_TOKEN_FILE: required (or DPO_TOKEN): the operator token for the control plane');
+  }
+  for (const name of [
+    'DPO_TOKEN_FILE',
+    'DPO_API_TOKEN_FILE',
+    'DPO_CP_ADMIN_TOKEN_FILE',
+    'DPO_CP_TOKENS_FILE',
+  ]) {
+    const path = env[name];
+    if (path && !existsSync(path))
+      warnings.push(`${name}: ${path} does not exist here (fine if it is mounted at run time)`);
+  }
+  for (const name of secretVariables()) {
+    if (fileVars.has(name) && env[name]) {
+      warnings.push(
+        `${name}: a secret given as a value; prefer a file or a secret store (${name}_FILE, IRSA…)`,
+      );
+    }
+  }
+  if (Object.keys(env).some((k) => k.startsWith('DPO_CP_'))) {
+    errors.push(...issuesOf(CONFIG_SECTIONS[1] as ConfigSection, env));
+  }
+  const executors = (env.DPO_EXECUTORS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const name of executors) {
+    const module = BUILTIN_EXECUTORS[name];
+    if (!module) {
+      if (/[/\\]|\.[cm]?[jt]s$/.test(name))
+        warnings.push(`DPO_EXECUTORS: ${name} is a module path; its variables are not checked`);
+      else
+        errors.push(
+          `DPO_EXECUTORS: unknown executor '${name}' (built in: ${Object.keys(BUILTIN_EXECUTORS).join(', ')})`,
+        );
+      continue;
+    }
+    try {
+      const executor = await module.createExecutor(env);
+      await executor.close?.();
+    } catch (err) {
+      if (err instanceof ConfigError) errors.push(...err.issues.map((i) => `[${name}] ${i}`));
+      else errors.push(`[${name}] ${(err as Error).message}`);
+    }
+  }
+  return { errors: [...new Set(errors)], warnings, executors };
+}
+
+const REDACTED = '[redacted]';
+
+/** A parsed value back in the form an env file writes it. */
+function render(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return value.map(render).join(',');
+  if (typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    if ('host' in o && 'port' in o) return `${o.host}:${o.port}`;
+    return Object.entries(o)
+      .map(([k, v]) => `${k}=${render(v)}`)
+      .join(',');
+  }
+  return String(value);
+}
+
+/** Every known variable: its effective value (set, or the default), where it came from, redacted. */
+export function effectiveConfig(
+  env: Env,
+  fileVars: ReadonlySet<string>,
+  all = false,
+): Array<{ name: string; value: string; source: 'file' | 'environment' | 'default'; sections: string[] }> {
+  const secrets = secretVariables();
+  const rows = new Map<
+    string,
+    { name: string; value: string; source: 'file' | 'environment' | 'default'; sections: string[] }
+  >();
+  const enabled = new Set((env.DPO_EXECUTORS ?? '').split(',').map((x) => x.trim()));
+  const relevant = (s: ConfigSection) =>
+    all ||
+    s === CONFIG_SECTIONS[0] ||
+    (s.executor !== undefined && enabled.has(s.executor)) ||
+    Object.keys(s.env.shape).some((k) => fileVars.has(k));
+  for (const section of CONFIG_SECTIONS.filter(relevant)) {
+    for (const [name, schema] of Object.entries(section.env.shape)) {
+      const existing = rows.get(name);
+      if (existing) {
+        existing.sections.push(section.name);
+        continue;
+      }
+      const raw = env[name];
+      let value: string;
+      let source: 'file' | 'environment' | 'default';
+      if (raw !== undefined && raw !== '') {
+        value = raw;
+        source = fileVars.has(name) && process.env[name] !== raw ? 'file' : 'environment';
+      } else {
+        const parsed = (schema as z.ZodType).safeParse(undefined);
+        value = parsed.success ? render(parsed.data) : '';
+        source = 'default';
+      }
+      if (secrets.has(name) && value !== '') value = REDACTED;
+      rows.set(name, { name, value, source, sections: [section.name] });
+    }
+  }
+  return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function readFiles(files: readonly string[]): { fileEnv: Record<string, string>; fileVars: Set<string> } {
+  const fileEnv: Record<string, string> = {};
+  for (const f of files) Object.assign(fileEnv, readEnvFile(f));
+  return { fileEnv, fileVars: new Set(Object.keys(fileEnv)) };
+}
+
+export function registerConfigCommand(program: Command): void {
+  const config = program
+    .command('config')
+    .description('Check or show the configuration (env files and environment).');
+  config
+    .command('check')
+    .description('Validate env files; print every issue. Exit 0 when valid, 2 when not.')
+    .requiredOption('--env-file <file...>', 'env files to check (later files win)')
+    .option('--with-env', 'also apply the current environment, as `run` would')
+    .action(async (opts: { envFile: string[]; withEnv?: boolean }) => {
+      let fileEnv: Record<string, string>;
+      let fileVars: Set<string>;
+      try {
+        ({ fileEnv, fileVars } = readFiles(opts.envFile));
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        process.exit(2);
+      }
+      const env = opts.withEnv ? mergeEnv(opts.envFile) : fileEnv;
+      const report = await checkConfig(env, fileVars);
+      const label = opts.envFile.join(' + ');
+      for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
+      if (report.errors.length > 0) {
+        process.stdout.write(`${label}: ${report.errors.length} issue(s)\n`);
+        for (const e of report.errors) process.stdout.write(`  - ${e}\n`);
+        process.exit(2);
+      }
+      process.stdout.write(
+        `${label}: valid (${fileVars.size} variables; executors: ${report.executors.join(', ') || 'none'})\n`,
+      );
+    });
+  config
+    .command('print')
+    .description(
+      'Show the effective configuration (env files, then the environment, then defaults); secrets redacted.',
+    )
+    .option('--env-file <file...>', 'env files to read (the environment wins)')
+    .option('--json', 'machine-readable output')
+    .option('--all', 'every section, not only the daemon, its enabled executors and what the files set')
+    .action((opts: { envFile?: string[]; json?: boolean; all?: boolean }) => {
+      let env: Env;
+      let fileVars: Set<string>;
+      try {
+        ({ fileVars } = readFiles(opts.envFile ?? []));
+        env = mergeEnv(opts.envFile ?? []);
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        process.exit(2);
+      }
+      const rows = effectiveConfig(env, fileVars, opts.all === true);
+      if (opts.json) {
+        process.stdout.write(
+          `${JSON.stringify(Object.fromEntries(rows.map((r) => [r.name, r])), null, 2)}\n`,
+        );
+        return;
+      }
+      const width = Math.max(...rows.map((r) => r.name.length));
+      for (const r of rows) {
+        process.stdout.write(
+          `${r.name.padEnd(width)} = ${r.value === '' ? '(unset)' : r.value}   # ${r.source}; ${r.sections.join(', ')}\n`,
+        );
+      }
+    });
+}
