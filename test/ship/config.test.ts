@@ -1,0 +1,140 @@
+/**
+ * The env files of config/ against the configuration schema (src/cli/config-schema.ts), and the
+ * `config check` / `config print` commands as a user runs them.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { knownVariables } from '../../src/cli/config-schema.ts';
+import { runCli } from '../support/processes.ts';
+
+const CONFIG = join(import.meta.dirname, '..', '..', 'config');
+const files = readdirSync(CONFIG).filter((f) => f.endsWith('.env'));
+const text = (f: string) => readFileSync(join(CONFIG, f), 'utf8');
+
+/** Variables a file sets (`NAME=`) or shows commented out (`# NAME=`). */
+function variablesOf(content: string): { active: Map<string, string>; all: Set<string> } {
+  const active = new Map<string, string>();
+  const all = new Set<string>();
+  for (const line of content.split('\n')) {
+    const set = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (set) {
+      active.set(set[1] as string, set[2] as string);
+      all.add(set[1] as string);
+    }
+    const shown = /^#\s*([A-Z][A-Z0-9_]*)=/.exec(line);
+    if (shown) all.add(shown[1] as string);
+  }
+  return { active, all };
+}
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const p = runCli(args, env);
+  const code = await p.exited;
+  return { code, out: p.stdout(), err: p.stderr() };
+}
+
+describe('config/*.env', () => {
+  it('ship the three profiles', () => {
+    expect(files.sort()).toEqual(['aws.env', 'local.env', 'snowflake.env']);
+  });
+
+  it('document every variable of the schema, and only variables the schema knows', () => {
+    const known = knownVariables();
+    const documented = new Set(files.flatMap((f) => [...variablesOf(text(f)).all]));
+    expect([...known].filter((v) => !documented.has(v)).sort()).toEqual([]);
+    expect([...documented].filter((v) => !known.has(v)).sort()).toEqual([]);
+  });
+
+  it('explain each variable they mention in a comment of its own', () => {
+    for (const f of files) {
+      const content = text(f);
+      const comments = content
+        .split('\n')
+        .filter((l) => l.startsWith('#') && !/^#\s*[A-Z][A-Z0-9_]*=/.test(l))
+        .join('\n');
+      for (const v of variablesOf(content).all) {
+        expect(comments, `${f}: ${v} has no explanation`).toMatch(new RegExp(`\\b${v}\\b`));
+      }
+    }
+  });
+
+  it('carry no secret values: tokens and keys only as file references', () => {
+    for (const f of files) {
+      const { active } = variablesOf(text(f));
+      for (const secret of [
+        'DPO_TOKEN',
+        'DPO_API_TOKEN',
+        'AWS_SECRET_ACCESS_KEY',
+        'AWS_SESSION_TOKEN',
+        'AWS_ACCESS_KEY_ID',
+      ]) {
+        expect(active.get(secret) ?? '', `${f} sets ${secret}`).toBe('');
+      }
+      expect(active.get('DPO_TOKEN_FILE'), f).toMatch(/token$/);
+    }
+  });
+
+  it.each(files)('%s passes `config check`', async (f) => {
+    const r = await cli(['config', 'check', '--env-file', join(CONFIG, f)]);
+    expect(r.out).toContain('valid');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('dataplane-operator config', () => {
+  it('check prints every issue of a broken file and exits 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpo-config-'));
+    const bad = join(dir, 'bad.env');
+    writeFileSync(
+      bad,
+      [
+        'DPO_DATA_PLANE_ID=has spaces',
+        'DPO_EXECUTORS=local,emr-serverless,nosuch',
+        'DPO_CONCURENCY=10',
+        'DPO_POLL_WAIT_MS=ninety',
+        'DPO_TOKEN=inline-secret-value',
+        'DPO_EMR_APPLICATION_ID=Not-An-Id',
+        'DPO_EMR_S3_URI=https://bucket',
+      ].join('\n'),
+    );
+    const r = await cli(['config', 'check', '--env-file', bad]);
+    expect(r.code).toBe(2);
+    for (const expected of [
+      /DPO_CONCURENCY: not a variable of dataplane-operator \(did you mean DPO_CONCURRENCY\?\)/,
+      /DPO_DATA_PLANE_ID: /,
+      /DPO_POLL_WAIT_MS: /,
+      /unknown executor 'nosuch'/,
+      /\[emr-serverless\] DPO_EMR_APPLICATION_ID: expected an EMR Serverless application id/,
+      /\[emr-serverless\] DPO_EMR_S3_URI: expected s3:\/\/bucket/,
+      /\[emr-serverless\] DPO_EMR_EXECUTION_ROLE_ARN: required/,
+      /warning: DPO_TOKEN: a secret given as a value/,
+    ]) {
+      expect(r.out).toMatch(expected);
+    }
+    expect(r.out).not.toContain('inline-secret-value');
+  });
+
+  it('print shows effective values and their source, with secrets redacted', async () => {
+    const secret = 'tok-3c1f9a77e2b54e0d9f00aa11';
+    const r = await cli(['config', 'print', '--env-file', join(CONFIG, 'aws.env')], {
+      DPO_TOKEN: secret,
+      AWS_SECRET_ACCESS_KEY: 'aws-secret-9f8e7d',
+      DPO_CONCURRENCY: '7',
+    });
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain(secret);
+    expect(r.out).not.toContain('aws-secret-9f8e7d');
+    expect(r.out).toMatch(/^DPO_TOKEN\s+= \[redacted\]\s+# environment/m);
+    expect(r.out).toMatch(/^AWS_SECRET_ACCESS_KEY\s+= \[redacted\]/m);
+    expect(r.out).toMatch(/^DPO_CONCURRENCY\s+= 7\s+# environment/m);
+    expect(r.out).toMatch(/^DPO_EMR_APPLICATION_ID\s+= 00fexampleapp01\s+# file/m);
+    expect(r.out).toMatch(/^DPO_EMR_CANCEL_GRACE_SECONDS\s+= 120/m);
+    const json = await cli(['config', 'print', '--json', '--env-file', join(CONFIG, 'aws.env')], {
+      DPO_TOKEN: secret,
+    });
+    expect(json.out).not.toContain(secret);
+    expect(JSON.parse(json.out).DPO_TOKEN.value).toBe('[redacted]');
+  });
+});
