@@ -83,6 +83,19 @@ describe('config/*.env', () => {
   });
 });
 
+describe('the README', () => {
+  it('lists every variable of the schema in its configuration reference, and no other', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const start = readme.indexOf('### Configuration reference');
+    expect(start).toBeGreaterThan(0);
+    const section = readme.slice(start, readme.indexOf('\n## ', start));
+    const listed = new Set([...section.matchAll(/`((?:DPO|AWS)_[A-Z0-9_]+)`/g)].map((m) => m[1] as string));
+    const known = knownVariables();
+    expect([...known].filter((v) => !listed.has(v)).sort()).toEqual([]);
+    expect([...listed].filter((v) => !known.has(v)).sort()).toEqual([]);
+  });
+});
+
 describe('dataplane-operator config', () => {
   it('check prints every issue of a broken file and exits 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dpo-config-'));
