@@ -22,6 +22,7 @@ export class LocalExecutor implements Executor {
   readonly jobTypes = LOCAL_JOB_TYPES;
   readonly config: LocalConfig;
   private warehouse: Warehouse | undefined;
+  private opening: Promise<void> | undefined;
 
   constructor(config: LocalConfig) {
     this.config = config;
@@ -29,7 +30,16 @@ export class LocalExecutor implements Executor {
 
   /** Opens the warehouse (creating it on first use) and locks DuckDB's external access. */
   async start(): Promise<void> {
-    this.warehouse ??= await Warehouse.open(this.config);
+    // One open, however many callers race here (the daemon, a job, the dev command's seeding).
+    this.opening ??= Warehouse.open(this.config).then((w) => {
+      this.warehouse = w;
+    });
+    try {
+      await this.opening;
+    } catch (err) {
+      this.opening = undefined; // a later start may try again (e.g. once another process let go)
+      throw err;
+    }
   }
 
   get path(): string | undefined {
@@ -90,7 +100,9 @@ export class LocalExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    await this.opening?.catch(() => undefined);
     this.warehouse?.close();
     this.warehouse = undefined;
+    this.opening = undefined;
   }
 }
