@@ -21,7 +21,7 @@ export function localDdl(sql: string): string {
 }
 
 /** One statement, of the expected kinds; anything else is refused before it runs. */
-async function singleStatement(
+export async function singleStatement(
   conn: DuckDBConnection,
   sql: string,
   allowed: readonly StatementType[],

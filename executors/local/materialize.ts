@@ -89,7 +89,8 @@ export async function materializeView(
   config: LocalConfig,
 ): Promise<unknown> {
   const { signal } = ctx;
-  const input = job.input;
+  // A trailing semicolon is harmless on its own but not inside the statements built around it.
+  const input = { ...job.input, compiled_select: job.input.compiled_select.trim().replace(/;+\s*$/, '') };
   const chunk = input.chunk_metadata;
   const datasetId = input.dataset_id;
 

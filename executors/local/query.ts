@@ -6,6 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
 import { JobAbort, JobError, type JobHandle } from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
+import { singleStatement } from './datasets.ts';
 import { keepInterrupting, num, toJson } from './warehouse.ts';
 
 export async function nqlForecast(
@@ -70,6 +71,8 @@ export async function billing(
   job: JobHandle<{ dataset_id: number; compiled_query: string }>,
   signal: AbortSignal,
 ): Promise<unknown> {
+  // A query, not a statement that writes: the billing job only reads the view's rows.
+  await singleStatement(conn, job.input.compiled_query, [StatementType.SELECT], 'compiled_query');
   let reader: Awaited<ReturnType<DuckDBConnection['runAndReadAll']>>;
   try {
     reader = await conn.runAndReadAll(job.input.compiled_query);

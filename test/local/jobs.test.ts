@@ -462,6 +462,40 @@ describe('materialize-view and the billing job', () => {
     ).toEqual([{ chunk_number: 1 }, { chunk_number: 2 }, { chunk_number: 3 }]);
   });
 
+  it('a select ending in a semicolon is fine; a billing query that writes is refused', async () => {
+    const r = await completed(
+      'materialize-view',
+      mv(`SELECT ${cols} FROM company_56.dataset_424 WHERE country = 'CA';  `, {
+        dataset_id: 3200,
+        first_run: true,
+      }),
+    );
+    expect(r.operation).toBe('replace');
+    // Internal types cannot be submitted by users: run it on the executor directly.
+    const log = { debug() {}, info() {}, warn() {}, error() {} };
+    await expect(
+      s.executor.execute(
+        {
+          id: '00000000-0000-4000-8000-00000000b111',
+          type: 'materialized_views_collect_access_rules_billing_data',
+          attempt: 1,
+          maxAttempts: 1,
+          companyId: 56,
+          dataPlaneId: 'dp',
+          input: { dataset_id: 3200, compiled_query: 'DELETE FROM company_56.dataset_3200' },
+        },
+        {
+          signal: new AbortController().signal,
+          checkpoint: null,
+          saveCheckpoint: async () => {},
+          progress: () => {},
+          log,
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT', retryable: false });
+    expect(n((await s.q('SELECT count(*) AS n FROM company_56.dataset_3200'))[0]?.n)).toBe(r.rows_total);
+  });
+
   it('a select that does not bind fails without retry', async () => {
     const job = await s.settle(
       (await s.submit('materialize-view', mv('SELECT no_such_column FROM company_56.dataset_424'))).id,
