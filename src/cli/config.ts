@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
+import { DaemonEnv } from '../daemon/config.ts';
+import { buildRegistry } from '../daemon/registry.ts';
 import { ConfigError, type Env, mergeEnv, parseEnvConfig, readEnvFile } from '../lib/config.ts';
 import { CONFIG_SECTIONS, type ConfigSection, knownVariables, secretVariables } from './config-schema.ts';
 
@@ -103,6 +105,20 @@ export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Prom
     } catch (err) {
       if (err instanceof ConfigError) errors.push(...err.issues.map((i) => `[${name}] ${i}`));
       else errors.push(`[${name}] ${(err as Error).message}`);
+    }
+  }
+  // The routing table, as startup builds it: a type two enabled executors serve needs DPO_ROUTES.
+  const modules = executors.map((n) => BUILTIN_EXECUTORS[n]).filter((m) => m !== undefined);
+  if (modules.length === executors.length) {
+    try {
+      const routes = parseEnvConfig(DaemonEnv.pick({ DPO_ROUTES: true }), env).DPO_ROUTES;
+      buildRegistry(
+        modules.map((m) => ({ name: m.name, jobTypes: m.jobTypes, execute: async () => undefined })),
+        routes,
+      );
+    } catch (err) {
+      if (err instanceof ConfigError) errors.push(...err.issues);
+      else throw err;
     }
   }
   return { errors: [...new Set(errors)], warnings, executors };

@@ -129,6 +129,33 @@ describe('dataplane-operator config', () => {
     expect(r.out).not.toContain('inline-secret-value');
   });
 
+  it('check finds the job types two enabled executors serve until DPO_ROUTES names who takes them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpo-config-'));
+    const aws = readFileSync(join(CONFIG, 'aws.env'), 'utf8').replace(
+      /^DPO_EXECUTORS=.*$/m,
+      'DPO_EXECUTORS=local,emr-serverless',
+    );
+    writeFileSync(join(dir, 'both.env'), aws);
+    const r = await cli(['config', 'check', '--env-file', join(dir, 'both.env')]);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/DPO_ROUTES: job type 'nql-forecast' is served by local and emr-serverless/);
+    const types = [
+      'forecast',
+      'forecast-internal',
+      'costs',
+      'nql-forecast',
+      'materialize-view',
+      'datasets_sample',
+    ];
+    const routes = [...types, 'materialized_views_collect_access_rules_billing_data'].map(
+      (t) => `${t}=emr-serverless`,
+    );
+    writeFileSync(join(dir, 'routed.env'), `${aws}\nDPO_ROUTES=${routes.join(',')}\n`);
+    const ok = await cli(['config', 'check', '--env-file', join(dir, 'routed.env')]);
+    expect(ok.out).toContain('valid');
+    expect(ok.code).toBe(0);
+  });
+
   it('print shows effective values and their source, with secrets redacted', async () => {
     const secret = 'tok-3c1f9a77e2b54e0d9f00aa11';
     const r = await cli(['config', 'print', '--env-file', join(CONFIG, 'aws.env')], {
