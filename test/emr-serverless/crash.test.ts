@@ -3,6 +3,7 @@
  * and the job completes. The daemons are real `dataplane-operator run` processes; EMR Serverless
  * and S3 are the fakes in this process.
  */
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
 import { type FakeEmr, startFakeEmr } from '../fakes/emr-serverless.ts';
@@ -11,10 +12,15 @@ import { call, startTestControlPlane, type TestControlPlane, waitFor } from '../
 import { type CliProcess, runCli } from '../support/processes.ts';
 import { emrEnv, fixture, seedResult } from './support.ts';
 
+const GUARD = join(import.meta.dirname, '..', 'support', 'loopback-guard.ts');
 let cleanup: Array<() => Promise<unknown> | unknown> = [];
+let spawned: CliProcess[] = [];
 afterEach(async () => {
   for (const c of cleanup.reverse()) await c();
   cleanup = [];
+  // No daemon tried to leave loopback.
+  for (const p of spawned) expect(p.stderr()).not.toContain('LOOPBACK GUARD');
+  spawned = [];
 });
 
 function daemon(cp: TestControlPlane, emr: FakeEmr, s3: FakeS3): CliProcess {
@@ -33,6 +39,7 @@ function daemon(cp: TestControlPlane, emr: FakeEmr, s3: FakeS3): CliProcess {
     AWS_CONFIG_FILE: '/nonexistent/aws-config',
     AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
   });
+  spawned.push(p);
   cleanup.push(() => p.kill('SIGKILL'));
   return p;
 }
@@ -123,4 +130,17 @@ describe('SIGKILL of the daemon', () => {
     expect(emr.calls.StartJobRun).toBe(1);
     expect(emr.runs.size).toBe(1);
   }, 60_000);
+
+  it('the children run under a loopback guard that refuses anything else (so the tests above can fail)', async () => {
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve) =>
+      execFile(
+        process.execPath,
+        ['-e', "require('node:http').get('http://10.1.2.3:80/').on('error', () => {})"],
+        { env: { PATH: process.env.PATH, NODE_OPTIONS: `--import ${GUARD}` } },
+        (_err, _stdout, stderr) => resolve(stderr),
+      ),
+    );
+    expect(out).toContain('LOOPBACK GUARD: refused a connection to 10.1.2.3:80');
+  });
 });

@@ -23,9 +23,11 @@ export const fixture = (name: string) => JSON.parse(readFileSync(join(SEED, `${n
 export const connections: string[] = [];
 const originalConnect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function (this: net.Socket, ...args: any[]) {
-  const first = args[0];
+  // net.connect() and http pass their arguments normalized, as one array: [options, callback].
+  const first = Array.isArray(args[0]) ? args[0][0] : args[0];
   const host = typeof first === 'object' && first !== null ? (first.host ?? 'localhost') : args[1];
-  if (typeof first === 'object' && first?.path === undefined) connections.push(String(host ?? 'localhost'));
+  if (typeof first === 'object' && typeof first?.path !== 'string')
+    connections.push(String(host ?? 'localhost'));
   return (originalConnect as any).apply(this, args);
 } as typeof net.Socket.prototype.connect;
 export const nonLoopback = () => connections.filter((h) => !['127.0.0.1', 'localhost', '::1'].includes(h));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+const GUARD = join(import.meta.dirname, 'loopback-guard.ts');
 
 export interface CliProcess {
   child: ChildProcess;
@@ -17,7 +18,8 @@ export interface CliProcess {
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
   const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    // Every CLI child runs under the loopback guard: a connection beyond 127.0.0.1 throws there.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_OPTIONS: `--import ${GUARD}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
