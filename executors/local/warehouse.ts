@@ -111,7 +111,10 @@ export class Warehouse {
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
       allow_community_extensions: 'false',
+      // Everything DuckDB might write stays under the data directory (a read-only root elsewhere).
       temp_directory: join(dir, 'tmp'),
+      extension_directory: join(dir, 'extensions'),
+      allow_persistent_secrets: 'false',
     };
     if (config.threads !== undefined) options.threads = String(config.threads);
     if (config.memoryLimit !== undefined) options.memory_limit = config.memoryLimit;
