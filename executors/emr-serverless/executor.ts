@@ -350,6 +350,8 @@ export class EmrServerlessExecutor implements Executor {
     const c = this.config;
     const deadline = AbortSignal.timeout(c.cancelWaitMs);
     try {
+      const before = await this.getRun(runId, deadline);
+      if (before.state && ENDED.has(before.state)) return; // nothing left to stop
       await (this.emr as EMRServerlessClient).send(
         new CancelJobRunCommand({
           applicationId: c.applicationId,
