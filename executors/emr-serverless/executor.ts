@@ -275,7 +275,10 @@ export class EmrServerlessExecutor implements Executor {
     for (let poll = 0; ; poll++) {
       const run = await this.getRun(runId, ctx.signal);
       const state = run.state ?? 'UNKNOWN';
-      if (state === 'RUNNING' && dashboard === undefined) dashboard = await this.dashboard(runId, ctx.signal);
+      // Asked once: a run without a dashboard (or a refused call) is not asked again every poll.
+      if (state === 'RUNNING' && dashboard === undefined) {
+        dashboard = (await this.dashboard(runId, ctx.signal)) ?? '';
+      }
       ctx.progress({
         message: `EMR ${state}${run.stateDetails ? `: ${run.stateDetails}` : ''}`,
         emr_state: state,
