@@ -201,6 +201,8 @@ export interface TrackedJob {
 
 const terminal = (j: Job) => isTerminal(j.state);
 
+const FOLLOW_UP_TYPES = ['forecast-internal', 'materialized_views_collect_access_rules_billing_data'];
+
 /** Follow-ups the control plane creates after a job completes (seed 000). */
 function expectsFollowUp(j: Job): boolean {
   if (j.state !== 'completed') return false;
@@ -225,31 +227,52 @@ export async function runExamples(
 ): Promise<TrackedJob[]> {
   const tracked = new Map<string, TrackedJob>();
   const waves = [...new Set(examples.map((e) => e.wave))].sort((a, b) => a - b);
+  const adopt = (j: Job) => {
+    const t = tracked.get(j.id);
+    if (t) {
+      t.job = j;
+      return;
+    }
+    const src = j.request_source;
+    if (src.type === 'job' && tracked.has(src.job_id)) {
+      const short = j.type === 'materialized_views_collect_access_rules_billing_data' ? 'billing' : j.type;
+      tracked.set(j.id, { label: `${(tracked.get(src.job_id) as TrackedJob).label} → ${short}`, job: j });
+    }
+  };
+  const hasChild = (parent: Job) =>
+    [...tracked.values()].some(
+      (c) => c.job.request_source.type === 'job' && c.job.request_source.job_id === parent.id,
+    );
   const refresh = async () => {
-    const page = await user.list({ data_plane_id: DEV_DATA_PLANE_ID, per_page: 500 }, signal);
-    for (const j of page.jobs) {
-      const t = tracked.get(j.id);
-      if (t) {
-        t.job = j;
-        continue;
-      }
-      const src = j.request_source;
-      if (src.type === 'job' && tracked.has(src.job_id)) {
-        const short = j.type === 'materialized_views_collect_access_rules_billing_data' ? 'billing' : j.type;
-        tracked.set(j.id, { label: `${(tracked.get(src.job_id) as TrackedJob).label} → ${short}`, job: j });
+    // The newest jobs in one call; a tracked job older than that page (a data plane with a long
+    // history, a second `dev`) is fetched by id.
+    const page = await user.list({ data_plane_id: DEV_DATA_PLANE_ID, per_page: 200 }, signal);
+    const seen = new Set(page.jobs.map((j) => j.id));
+    for (const j of page.jobs) adopt(j);
+    for (const t of [...tracked.values()]) {
+      if (!seen.has(t.job.id) && !terminal(t.job)) t.job = await user.get(t.job.id, signal);
+    }
+    // Follow-ups of parents that ended before that page: walk back through the follow-up types
+    // until the jobs are older than the oldest such parent.
+    const orphans = [...tracked.values()].filter((t) => expectsFollowUp(t.job) && !hasChild(t.job));
+    if (orphans.length > 0) {
+      const since = Math.min(...orphans.map((t) => Date.parse(t.job.ended_at ?? t.job.updated_at)));
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 50; pages++) {
+        const older = await user.list(
+          { data_plane_id: DEV_DATA_PLANE_ID, type: FOLLOW_UP_TYPES.join(','), per_page: 200, cursor },
+          signal,
+        );
+        for (const j of older.jobs) adopt(j);
+        const last = older.jobs.at(-1);
+        if (!older.next_cursor || !last || Date.parse(last.created_at) < since) break;
+        cursor = older.next_cursor;
       }
     }
     onUpdate([...tracked.values()]);
   };
   const settled = () =>
-    [...tracked.values()].every(
-      (t) =>
-        terminal(t.job) &&
-        (!expectsFollowUp(t.job) ||
-          [...tracked.values()].some(
-            (c) => c.job.request_source.type === 'job' && c.job.request_source.job_id === t.job.id,
-          )),
-    );
+    [...tracked.values()].every((t) => terminal(t.job) && (!expectsFollowUp(t.job) || hasChild(t.job)));
   for (const wave of waves) {
     for (const e of examples.filter((x) => x.wave === wave)) {
       const { job } = await user.submit({ ...e.request, idempotency_key: `dev-example:${e.name}` }, signal);

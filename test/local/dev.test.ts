@@ -55,6 +55,26 @@ describe('dataplane-operator dev', () => {
     expect(waited.body.state).toBe('completed');
     expect((waited.body.result as { type: string }).type).toBe('Success');
 
+    // A longer history than one page of the job list: the examples' jobs are no longer the newest.
+    const more = 210;
+    const ids: string[] = [];
+    for (let i = 0; i < more; i++) {
+      const r = await call<Job>(first.url, 'POST', '/v1/jobs', {
+        token,
+        body: {
+          type: 'nql-forecast',
+          company_id: 56,
+          data_plane_id: 'dp-local',
+          input: { nql: 'n/a', compiled_sql: `SELECT ${i} AS i` },
+        },
+      });
+      ids.push(r.body.id);
+    }
+    for (const id of ids) {
+      const w = await call<Job>(first.url, 'GET', `/v1/jobs/${id}/wait?timeout_ms=20000`, { token });
+      expect(w.body.state).toBe('completed');
+    }
+
     first.proc.kill('SIGINT');
     expect(await first.proc.exited).toBe(0);
     expect(first.proc.stdout()).toContain('stopped.');
@@ -62,8 +82,9 @@ describe('dataplane-operator dev', () => {
     const second = await startDev(dataDir);
     expect(second.proc.stdout()).toMatch(/dataset 424: 20,000 rows \(reused\)/);
     const list = await call<{ jobs: Job[] }>(second.url, 'GET', '/v1/jobs?per_page=1000', { token });
-    // The examples' jobs of the first run, its follow-ups and the one job submitted by hand: no more.
-    expect(list.body.jobs).toHaveLength(total + 1);
+    // The examples' jobs of the first run, its follow-ups and the jobs submitted by hand: no more.
+    expect(list.body.jobs).toHaveLength(total + 1 + more);
+    expect(second.proc.stdout()).toContain(`all examples completed: ${total} of ${total} completed`);
     second.proc.kill('SIGINT');
     expect(await second.proc.exited).toBe(0);
   }, 120_000);
