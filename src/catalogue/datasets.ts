@@ -106,3 +106,11 @@ export const DatasetsExecuteDmlResult = z.looseObject({
   type: z.literal('datasets_execute_dml'),
   affected_rows: Count,
 });
+
+/**
+ * A dataset's table as the control plane writes it into the SQL it compiles (`company_56.dataset_1234`):
+ * the schema is the company's, the table the dataset's. Built from integers only.
+ */
+export function compiledTableName(companyId: number, datasetId: number): string {
+  return `company_${Math.trunc(companyId)}.dataset_${Math.trunc(datasetId)}`;
+}

@@ -44,6 +44,11 @@ export const FailureReport = z.object({
   message: z.string().max(16_384),
   retryable: z.boolean(),
   details: z.unknown().optional(),
+  /**
+   * How long the control plane should wait before offering a retryable failure again (a throttled
+   * backend asking to be retried later). Replaces the control plane's own backoff for that retry.
+   */
+  retry_after_ms: z.number().int().min(0).max(86_400_000).optional(),
 });
 export type FailureReport = z.infer<typeof FailureReport>;
 

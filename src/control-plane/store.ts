@@ -5,15 +5,30 @@
  * with respect to every other request of this process: a claim can never hand one job to two
  * executors, and a write fenced by a lease token either sees the lease or does not.
  *
- * State machine (DESIGN §3):
+ * State machine:
  *
  *   pending ──claim──▶ running ──complete──▶ completed
  *      ▲  ▲              │  │ ──fail (final)──▶ failed
  *      │  └─release/fail (retryable, attempts left)/lease expiry──┘
  *      │                 │
- *      │              cancel ──▶ pending_cancellation ──cancelled/release/fail/lease expiry──▶ cancelled
+ *      │              cancel
+ *      │                 ▼
+ *      │        pending_cancellation (held) ──cancelled──▶ cancelled
+ *      │           │  ▲        │ ──release/fail/lease expiry, no checkpoint──▶ cancelled
+ *      │  release/ │  │ claim  │ ──fail (not retryable)──▶ failed
+ *      │  fail/    ▼  │        │ ──complete──▶ completed
+ *      │  expiry  pending_cancellation (unheld, checkpoint names remote work)
  *      └──reschedule (any non-terminal state; terminal ones with force)
- *   pending ──cancel──▶ cancelled
+ *   pending ──cancel──▶ cancelled (no checkpoint) | pending_cancellation, unheld (checkpoint)
+ *
+ * Cancel is confirmed downstream: a job whose checkpoint names remote work becomes `cancelled` only
+ * when an operator reports it so. When its holder goes away (lease expiry, release, a retryable
+ * failure) it stays `pending_cancellation` without a lease, and an operator serving its type claims
+ * it (attempt unchanged) to reattach, stop the work, and confirm.
+ *
+ * A lease revoked by anyone but its holder (reschedule, expiry) is written to `revoked_leases`, and
+ * the holder's next poll answers it in `lost`, whether or not that poll lists the job: so a holder
+ * learns of the loss within one poll however rarely it renews.
  *
  * Timestamps are stored as epoch milliseconds and written out as ISO 8601. Events (a job became
  * claimable, a cancel was requested, a lease was revoked, a job ended) are emitted after the
@@ -38,6 +53,7 @@ import type {
   RescheduleJobResponse,
   SubmitJobRequest,
 } from '../contract/index.ts';
+import { followUpsOf } from './follow-ups.ts';
 
 /** A refusal the HTTP layer turns into a status and the contract's error body. */
 export class StoreError extends Error {
@@ -140,6 +156,16 @@ CREATE INDEX IF NOT EXISTS jobs_leases ON jobs(lease_expires_at) WHERE lease_tok
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE INDEX IF NOT EXISTS jobs_type ON jobs(type, seq);
 CREATE INDEX IF NOT EXISTS jobs_cancelling ON jobs(executor) WHERE state = 'pending_cancellation';
+CREATE INDEX IF NOT EXISTS jobs_unheld_cancels ON jobs(seq)
+  WHERE state = 'pending_cancellation' AND lease_token IS NULL;
+CREATE TABLE IF NOT EXISTS revoked_leases (
+  executor TEXT NOT NULL,
+  data_plane_id TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  lease_token TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (executor, data_plane_id, job_id, lease_token)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_logs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   job_id TEXT NOT NULL,
@@ -263,6 +289,26 @@ export class JobStore {
            ORDER BY seq LIMIT ?)
          RETURNING *`,
       ),
+      claimCancels: db.prepare(
+        `UPDATE jobs SET executor = ?, data_plane_id = COALESCE(data_plane_id, ?),
+           lease_token = lower(hex(randomblob(16))), lease_expires_at = ?, not_before = NULL, updated_at = ?
+         WHERE seq IN (
+           SELECT seq FROM jobs
+           WHERE state = 'pending_cancellation' AND lease_token IS NULL
+             AND (data_plane_id = ? OR data_plane_id IS NULL)
+             AND type IN (SELECT value FROM json_each(?))
+             AND (not_before IS NULL OR not_before <= ?)
+           ORDER BY seq LIMIT ?)
+         RETURNING *`,
+      ),
+      revoke: db.prepare(
+        `INSERT OR IGNORE INTO revoked_leases (executor, data_plane_id, job_id, lease_token, at)
+         VALUES (?, ?, ?, ?, ?)`,
+      ),
+      takeRevoked: db.prepare(
+        'DELETE FROM revoked_leases WHERE executor = ? AND data_plane_id = ? RETURNING job_id',
+      ),
+      forgetRevoked: db.prepare('DELETE FROM revoked_leases WHERE at < ?'),
       renew: db.prepare(
         `UPDATE jobs SET lease_expires_at = ?, progress = COALESCE(?, progress), updated_at = ?
          WHERE id = ? AND lease_token = ? AND data_plane_id = ? AND state IN ('running', 'pending_cancellation')
@@ -276,7 +322,8 @@ export class JobStore {
       ),
       nextNotBefore: db.prepare(
         `SELECT MIN(not_before) AS t FROM jobs
-         WHERE state = 'pending' AND not_before IS NOT NULL AND (data_plane_id = ? OR data_plane_id IS NULL)
+         WHERE (state = 'pending' OR (state = 'pending_cancellation' AND lease_token IS NULL))
+           AND not_before IS NOT NULL AND (data_plane_id = ? OR data_plane_id IS NULL)
            AND type IN (SELECT value FROM json_each(?))`,
       ),
       nextLeaseExpiry: db.prepare(
@@ -463,11 +510,21 @@ export class JobStore {
         case 'cancelled':
         case 'failed':
           return { outcome: 'skipped_terminal', job: toJob(row) };
-        case 'pending':
-          return {
-            outcome: 'cancelled',
-            job: this.finish(row, 'cancelled', now, { cancellation_reason: reason ?? 'cancelled by user' }),
-          };
+        case 'pending': {
+          const cancellation_reason = reason ?? 'cancelled by user';
+          if (row.checkpoint === null) {
+            return { outcome: 'cancelled', job: this.finish(row, 'cancelled', now, { cancellation_reason }) };
+          }
+          // A previous holder left remote work behind: an operator must stop it before it ends.
+          const job = this.update(row.id, {
+            state: 'pending_cancellation',
+            cancellation_reason,
+            not_before: null,
+            updated_at: now,
+          });
+          this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
+          return { outcome: 'cancellation_requested', job };
+        }
         case 'running':
         case 'pending_cancellation': {
           const updated = this.update(row.id, {
@@ -507,7 +564,7 @@ export class JobStore {
         ended_at: null,
         updated_at: now,
       });
-      if (row.lease_token !== null) this.emit((l) => l.holderAttention(row.id, row.executor));
+      if (row.lease_token !== null) this.revoke(row, now);
       this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
       return { outcome: 'rescheduled', job };
     });
@@ -517,9 +574,10 @@ export class JobStore {
   // Operator side
 
   /**
-   * Renews the leases of `held`, sorts them into `cancel` and `lost`, adds every other job this
-   * executor holds whose cancellation was requested, then claims up to `capacity` pending jobs of
-   * `jobTypes` for `dataPlaneId`, oldest first.
+   * Renews the leases of `held`, sorts them into `cancel` and `lost`, adds every lease revoked from
+   * this executor since its last poll to `lost` and every other job it holds whose cancellation was
+   * requested to `cancel`, then claims up to `capacity` jobs of `jobTypes` for `dataPlaneId`: first
+   * unheld `pending_cancellation` jobs (to stop their remote work), then pending ones, oldest first.
    */
   poll(args: {
     executor: string;
@@ -542,6 +600,14 @@ export class JobStore {
         if (r === undefined) lost.push(h.id);
         else if (r.state === 'pending_cancellation') cancel.push(h.id);
       }
+      // Leases taken from this executor by someone else (reschedule, expiry) reach it whether or
+      // not this poll lists the job. Delivered once; a holder that misses the answer still learns at
+      // its next renewal (the lease no longer renews) or fences itself first.
+      const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{ job_id: string }>;
+      if (revoked.length > 0) {
+        const renewed = new Set(args.held.map((h) => h.id).filter((id) => !lost.includes(id)));
+        for (const r of revoked) if (!renewed.has(r.job_id) && !lost.includes(r.job_id)) lost.push(r.job_id);
+      }
       // Cancels reach the holder whether or not this poll lists the job in `held`: the daemon sends
       // `held` only when renewals are due, and a cancel must not wait for that.
       const seen = new Set(cancel);
@@ -550,19 +616,33 @@ export class JobStore {
       }
       let claimed: Job[] = [];
       if (args.capacity > 0 && args.jobTypes.length > 0) {
-        const rows = this.stmts.claim.all(
+        const types = JSON.stringify(args.jobTypes);
+        const cancels = this.stmts.claimCancels.all(
+          args.executor,
+          args.dataPlaneId,
+          expires,
+          now,
+          args.dataPlaneId,
+          types,
+          now,
+          args.capacity,
+        ) as unknown as JobRow[];
+        cancels.sort((a, b) => a.seq - b.seq);
+        claimed = cancels.map(toJob);
+        const room = args.capacity - cancels.length;
+        const rows = room <= 0 ? [] : (this.stmts.claim.all(
           args.executor,
           args.dataPlaneId,
           expires,
           now,
           now,
           args.dataPlaneId,
-          JSON.stringify(args.jobTypes),
+          types,
           now,
-          args.capacity,
-        ) as unknown as JobRow[];
+          room,
+        ) as unknown as JobRow[]);
         rows.sort((a, b) => a.seq - b.seq);
-        claimed = rows.map(toJob);
+        for (const r of rows) claimed.push(toJob(r));
       }
       return { claimed, cancel, lost };
     });
@@ -653,9 +733,7 @@ export class JobStore {
       const row = this.leased(id, leaseToken, dataPlaneId);
       const now = this.now();
       this.stmts.insertLog.run(row.id, row.attempt, row.executor, iso(now), 'info', `released: ${reason}`);
-      if (row.state === 'pending_cancellation') {
-        return this.finish(row, 'cancelled', now, {});
-      }
+      if (row.state === 'pending_cancellation') return this.leaveCancellation(row, now, {});
       const job = this.update(row.id, {
         state: 'pending',
         attempt: Math.max(0, row.attempt - 1),
@@ -680,7 +758,11 @@ export class JobStore {
     });
   }
 
-  /** The four operator writes, batched: one transaction, one outcome per entry. */
+  /**
+   * The four operator writes, batched: one transaction, one outcome per entry. Each entry runs in
+   * its own savepoint, so one that throws half-way (a follow-up the store refuses, say) is rolled
+   * back alone and answered `invalid`, and the others still commit.
+   */
   report(
     dataPlaneId: string,
     entries: ReadonlyArray<
@@ -692,6 +774,8 @@ export class JobStore {
   ): ReportOutcome[] {
     return this.tx(() =>
       entries.map((e): ReportOutcome => {
+        const events = this.pendingEvents.length;
+        this.db.exec('SAVEPOINT report_entry');
         try {
           switch (e.outcome) {
             case 'complete':
@@ -707,9 +791,18 @@ export class JobStore {
               this.release(e.id, e.lease_token, dataPlaneId, e.reason);
               break;
           }
+          this.db.exec('RELEASE report_entry');
           return { status: 'ok' };
         } catch (err) {
-          if (!(err instanceof StoreError)) throw err;
+          this.db.exec('ROLLBACK TO report_entry');
+          this.db.exec('RELEASE report_entry');
+          this.pendingEvents.length = events;
+          if (!(err instanceof StoreError)) {
+            return {
+              status: 'invalid',
+              error: new StoreError(500, 'internal', `the control plane could not apply this report: ${String(err)}`),
+            };
+          }
           return { status: err.status === 410 || err.status === 404 ? 'lost' : 'invalid', error: err };
         }
       }),
@@ -717,20 +810,23 @@ export class JobStore {
   }
 
   /**
-   * Ends the leases that were not renewed in time: `pending_cancellation` → cancelled; otherwise
-   * pending again with a `LEASE_EXPIRED` failure (checkpoint kept), or failed once attempts are spent.
+   * Ends the leases that were not renewed in time: pending again with a `LEASE_EXPIRED` failure
+   * (checkpoint kept), or failed once attempts are spent; a `pending_cancellation` job stays so,
+   * unheld, when its checkpoint names remote work, and ends cancelled when it has none. Also forgets
+   * revocations no holder came back for.
    */
   expireLeases(): number {
-    return this.tx(() => this.expireLeasesInTx(this.now()));
+    return this.tx(() => {
+      const now = this.now();
+      this.stmts.forgetRevoked.run(now - 10 * this.opts.leaseTtlMs);
+      return this.expireLeasesInTx(now);
+    });
   }
 
   private expireLeasesInTx(now: number): number {
     const rows = this.stmts.expired.all(now) as unknown as JobRow[];
     for (const row of rows) {
-      if (row.state === 'pending_cancellation') {
-        this.finish(row, 'cancelled', now, {});
-        continue;
-      }
+      this.revoke(row, now);
       this.failRow(
         row,
         {
@@ -743,6 +839,32 @@ export class JobStore {
       );
     }
     return rows.length;
+  }
+
+  /** Records that `row`'s lease was taken from its holder, for the holder's next poll. */
+  private revoke(row: JobRow, now: number): void {
+    if (row.executor === null || row.lease_token === null || row.data_plane_id === null) return;
+    this.stmts.revoke.run(row.executor, row.data_plane_id, row.id, row.lease_token, now);
+    this.emit((l) => l.holderAttention(row.id, row.executor));
+  }
+
+  /**
+   * A `pending_cancellation` job whose holder lets go (release, a retryable failure, expiry): with a
+   * checkpoint the remote work may still run, so it stays `pending_cancellation` without a lease
+   * for an operator to claim and stop (after `notBefore`); without one it ends cancelled.
+   */
+  private leaveCancellation(row: JobRow, now: number, patch: Partial<JobRow>, notBefore: number | null = null): Job {
+    if (row.checkpoint === null) return this.finish(row, 'cancelled', now, patch);
+    const job = this.update(row.id, {
+      ...patch,
+      executor: null,
+      lease_token: null,
+      lease_expires_at: null,
+      not_before: notBefore,
+      updated_at: now,
+    });
+    this.emit((l) => l.claimable(row.type, row.data_plane_id, notBefore));
+    return job;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -759,11 +881,16 @@ export class JobStore {
       timestamp: iso(now),
     };
     const failures = JSON.stringify([...(JSON.parse(row.failures) as FailureRecord[]), record]);
+    const backoff = failure.retry_after_ms ?? this.backoffMs(row.attempt);
     if (row.state === 'pending_cancellation') {
-      return this.finish(row, 'cancelled', now, { failures });
+      // The cancel is still owed. A failure that is not retryable is the executor's word that
+      // nothing more can be done (the remote work itself failed, or the job cannot be understood):
+      // the job ends failed, never cancelled without a confirmation.
+      if (!failure.retryable && row.checkpoint !== null) return this.finish(row, 'failed', now, { failures });
+      return this.leaveCancellation(row, now, { failures }, opts.immediate ? null : now + backoff);
     }
     if (failure.retryable && row.attempt < row.max_attempts) {
-      const notBefore = opts.immediate ? null : now + this.backoffMs(row.attempt);
+      const notBefore = opts.immediate ? null : now + backoff;
       const job = this.update(row.id, {
         state: 'pending',
         executor: null,
@@ -821,49 +948,9 @@ export class JobStore {
     return stmt;
   }
 
-  /**
-   * Internal follow-ups the control plane creates itself (seed 000): a completed `forecast` asking
-   * for an unsampled forecast enqueues `forecast-internal` with the same input; a completed
-   * `materialize-view` enqueues the access-rules billing job for its dataset. Idempotency keys
-   * derived from the parent make a forced re-run never enqueue a second follow-up.
-   */
+  /** Submits the internal jobs the parent's completion causes (`follow-ups.ts`). */
   private enqueueFollowUps(parent: Job, now: number): void {
     const source: RequestSource = { type: 'job', job_id: parent.id, job_type: parent.type };
-    const base = { company_id: parent.company_id, data_plane_id: parent.data_plane_id };
-    if (parent.type === 'forecast') {
-      const input = parent.input as { schedule_unsampled_forecast?: boolean };
-      if (input.schedule_unsampled_forecast === true) {
-        this.submit(
-          {
-            ...base,
-            type: 'forecast-internal',
-            input: parent.input,
-            idempotency_key: `forecast-internal:${parent.id}`,
-          },
-          source,
-        );
-      }
-    } else if (parent.type === 'materialize-view') {
-      const input = parent.input as { dataset_id: number };
-      const result = parent.result as { nio_last_modified_at?: string };
-      const modifiedAt = result.nio_last_modified_at ?? iso(now);
-      const table = `company_${parent.company_id}.dataset_${input.dataset_id}`;
-      this.submit(
-        {
-          ...base,
-          type: 'materialized_views_collect_access_rules_billing_data',
-          input: {
-            dataset_id: input.dataset_id,
-            nio_last_modified_at: modifiedAt,
-            compiled_query:
-              `SELECT _nio_access_rule_id, COUNT(*) AS rows, _nio_price_per_row FROM ${table} ` +
-              `WHERE _nio_last_modified_at = '${modifiedAt}' GROUP BY _nio_access_rule_id, _nio_price_per_row`,
-            refresh_job_id: parent.id,
-          },
-          idempotency_key: `billing:${parent.id}`,
-        },
-        source,
-      );
-    }
+    for (const req of followUpsOf(parent, new Date(now))) this.submit(req, source);
   }
 }

@@ -1,0 +1,53 @@
+/**
+ * The control plane's product workflow: which completed job enqueues which internal job. These are
+ * the only jobs the control plane creates itself, and users cannot submit their types.
+ *
+ * - A completed `forecast` with `schedule_unsampled_forecast: true` enqueues a `forecast-internal`
+ *   with the same input (the exact, unsampled run).
+ * - A completed `materialize-view` enqueues `materialized_views_collect_access_rules_billing_data`
+ *   for its dataset, with the query that bills the rows the refresh wrote and `refresh_job_id` set.
+ *
+ * Idempotency keys derived from the parent make a forced re-run of the parent never enqueue a
+ * second follow-up. The store submits what this returns inside the parent's completion.
+ */
+import { compiledTableName } from '../catalogue/index.ts';
+import type { Job, SubmitJobRequest } from '../contract/index.ts';
+
+/** The submissions a job's completion causes (usually none). */
+export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
+  const base = { company_id: parent.company_id, data_plane_id: parent.data_plane_id };
+  if (parent.type === 'forecast') {
+    const input = parent.input as { schedule_unsampled_forecast?: boolean };
+    if (input.schedule_unsampled_forecast !== true) return [];
+    return [
+      {
+        ...base,
+        type: 'forecast-internal',
+        input: parent.input,
+        idempotency_key: `forecast-internal:${parent.id}`,
+      },
+    ];
+  }
+  if (parent.type === 'materialize-view') {
+    const input = parent.input as { dataset_id: number };
+    const result = parent.result as { nio_last_modified_at?: string };
+    const modifiedAt = result.nio_last_modified_at ?? now.toISOString();
+    const table = compiledTableName(parent.company_id, input.dataset_id);
+    return [
+      {
+        ...base,
+        type: 'materialized_views_collect_access_rules_billing_data',
+        input: {
+          dataset_id: input.dataset_id,
+          nio_last_modified_at: modifiedAt,
+          compiled_query:
+            `SELECT _nio_access_rule_id, COUNT(*) AS rows, _nio_price_per_row FROM ${table} ` +
+            `WHERE _nio_last_modified_at = '${modifiedAt}' GROUP BY _nio_access_rule_id, _nio_price_per_row`,
+          refresh_job_id: parent.id,
+        },
+        idempotency_key: `billing:${parent.id}`,
+      },
+    ];
+  }
+  return [];
+}
