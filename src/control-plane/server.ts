@@ -32,7 +32,7 @@ import {
   SubmitJobRequest,
   WaitQuery,
 } from '../contract/index.ts';
-import { JobStore, StoreError } from './store.ts';
+import { JobStore, StoreError, type StoreOptions } from './store.ts';
 import { Waiters } from './waiters.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -69,6 +69,8 @@ export interface ControlPlaneOptions {
   logger?: Logger;
   /** Test hook: the store's clock. */
   now?: () => number;
+  /** Test hook: the store's follow-up rules. */
+  followUps?: StoreOptions['followUps'];
 }
 
 export interface RunningControlPlane {
@@ -181,6 +183,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     retryMaxMs: options.retryMaxMs ?? 300_000,
     defaultMaxAttempts: options.defaultMaxAttempts ?? 3,
     ...(options.now ? { now: options.now } : {}),
+    ...(options.followUps ? { followUps: options.followUps } : {}),
   });
   const waiters = new Waiters(store);
 

@@ -80,6 +80,8 @@ export interface StoreOptions {
   /** Attempts a job gets when its submission names none. */
   defaultMaxAttempts: number;
   now?: () => number;
+  /** The follow-up rules (default: {@link followUpsOf}); tests inject others. */
+  followUps?: (parent: Job, now: Date) => SubmitJobRequest[];
 }
 
 /** What the store tells the server after a commit, to wake parked long polls and waiters. */
@@ -223,7 +225,8 @@ export type ReportOutcome = { status: 'ok' } | { status: 'lost' | 'invalid'; err
 export class JobStore {
   readonly leaseTtlMs: number;
   private readonly db: DatabaseSync;
-  private readonly opts: Required<Omit<StoreOptions, 'now'>>;
+  private readonly opts: Required<Omit<StoreOptions, 'now' | 'followUps'>>;
+  private readonly followUps: (parent: Job, now: Date) => SubmitJobRequest[];
   private readonly now: () => number;
   private readonly stmts: ReturnType<JobStore['prepare']>;
   private listeners: StoreEvents[] = [];
@@ -240,6 +243,7 @@ export class JobStore {
     };
     this.leaseTtlMs = options.leaseTtlMs;
     this.now = options.now ?? Date.now;
+    this.followUps = options.followUps ?? followUpsOf;
     this.db = new DatabaseSync(options.path);
     if (options.path !== ':memory:') {
       // WAL with synchronous=NORMAL: a committed transaction survives a process crash; the last
@@ -951,6 +955,6 @@ export class JobStore {
   /** Submits the internal jobs the parent's completion causes (`follow-ups.ts`). */
   private enqueueFollowUps(parent: Job, now: number): void {
     const source: RequestSource = { type: 'job', job_id: parent.id, job_type: parent.type };
-    for (const req of followUpsOf(parent, new Date(now))) this.submit(req, source);
+    for (const req of this.followUps(parent, new Date(now))) this.submit(req, source);
   }
 }
