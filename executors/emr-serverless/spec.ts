@@ -2,10 +2,21 @@
  * The contract between the operator and the Spark job runner (runner/README.md): the job spec the
  * operator writes to S3 before StartJobRun, and the files the runner writes back. Every decision
  * that can be made here is made here (and tested), so the runner stays a thin interpreter: the
- * forecast's company, attribute and ingestion rules are compiled into Spark SQL predicates, the
- * sampling fraction and pricing are computed, the row cap is fixed.
+ * forecast's company, attribute and ingestion rules (decided in src/catalogue/forecast-rules.ts, shared
+ * with the local data plane) are rendered here as Spark SQL predicates, the sampling fraction and
+ * pricing are computed, the row cap is fixed.
  */
 import { z } from 'zod';
+import {
+  type CataloguePredicate,
+  type Duration,
+  durationTerms,
+  type EstimateMode,
+  type ForecastRulesInput,
+  forecastRules,
+  parseDuration,
+  type RowPredicate,
+} from '../../src/catalogue/forecast-rules.ts';
 import type { JobHandle } from '../../src/executor/index.ts';
 
 export const SPEC_VERSION = 1;
@@ -28,96 +39,68 @@ const lit = (s: string) => `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")
 /** A Spark SQL identifier. */
 const id = (s: string) => `\`${s.replaceAll('`', '``')}\``;
 
-interface ForecastLikeInput {
-  as_of: string | null;
-  details: {
-    company_constraint?: { type: 'inclusion' | 'exclusion'; company_ids: number[] } | null;
-    data_rules: {
-      attributes: Array<{
-        attribute_id: number;
-        optional?: boolean;
-        fields: Array<{ field: string; filter: string | null }>;
-      }>;
-      ingestion_timestamp_filter?: {
-        recency?: string | null;
-        from?: { type: 'inclusive' | 'exclusive'; value: string } | null;
-        until?: { type: 'inclusive' | 'exclusive'; value: string } | null;
-      } | null;
-    };
-    pricing: { micro_cents_usd: number };
-  };
-  sample_rate_denominator?: number;
+/** A column name as written: bare when it is a plain identifier, else quoted. */
+const column = (s: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? s : id(s));
+
+/** A duration as a Spark SQL interval literal. */
+const interval = (d: Duration) =>
+  `INTERVAL ${durationTerms(d)
+    .map((t) => `${t.amount} ${t.unit.toUpperCase()}`)
+    .join(' ')}`;
+
+/** An ISO 8601 duration as a Spark SQL interval literal; a DurationError when it cannot be read. */
+export const sparkInterval = (iso: string): string => interval(parseDuration(iso));
+
+const timestamp = (value: string) => `TIMESTAMP ${lit(value)}`;
+/** A field path: `unique_id.value` → `unique_id`.`value`. */
+const field = (path: readonly string[]) => path.map(id).join('.');
+
+function cataloguePredicate(p: CataloguePredicate): string {
+  const values = p.values.map(String).join(', ') || 'NULL';
+  return `${column(p.column)} ${p.negated ? 'NOT IN' : 'IN'} (${values})`;
 }
 
-/** An ISO 8601 duration as a Spark SQL interval literal. */
-export function sparkInterval(iso: string): string {
-  const m =
-    /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(
-      iso,
-    );
-  if (!m) throw new Error(`cannot read the duration '${iso}'`);
-  const [, y, mo, w, d, h, mi, s] = m;
-  const parts = [
-    y && `${y} YEARS`,
-    mo && `${mo} MONTHS`,
-    (w || d) && `${Number(w ?? 0) * 7 + Number(d ?? 0)} DAYS`,
-    h && `${h} HOURS`,
-    mi && `${mi} MINUTES`,
-    s && `${s} SECONDS`,
-  ].filter(Boolean);
-  return `INTERVAL ${parts.join(' ') || '0 SECONDS'}`;
+/** A row predicate as Spark SQL conditions. */
+function rowConditions(p: RowPredicate): string[] {
+  switch (p.kind) {
+    case 'not_null':
+      return [`${field(p.path)} IS NOT NULL`];
+    case 'since':
+      return [
+        `${column(p.column)} >= ${p.reference ? timestamp(p.reference) : 'current_timestamp()'} - ${interval(p.duration)}`,
+      ];
+    case 'range':
+      return [
+        p.from && `${column(p.column)} ${p.from.inclusive ? '>=' : '>'} ${timestamp(p.from.value)}`,
+        p.until && `${column(p.column)} ${p.until.inclusive ? '<=' : '<'} ${timestamp(p.until.value)}`,
+      ].filter((x): x is string => Boolean(x));
+  }
 }
 
 /**
- * The forecast's rules as Spark SQL, with the same meaning as the local data plane (README): which
- * catalogue rows are candidates, which columns a dataset must have, which rows count.
+ * The forecast's rules as the runner's plan, in Spark SQL: which catalogue rows are candidates, which
+ * columns a dataset must have, which rows count. `not_null` carries bare field expressions (the
+ * runner appends `IS NOT NULL`).
  */
-export function forecastPlan(input: ForecastLikeInput, mode: 'sampled' | 'exact' | 'costs') {
-  const c = input.details.company_constraint;
-  const ids = (c?.company_ids ?? []).map((n) => String(Math.trunc(n))).join(', ') || 'NULL';
-  const companyPredicate = !c
-    ? 'true'
-    : c.type === 'inclusion'
-      ? `company_id IN (${ids})`
-      : `company_id NOT IN (${ids})`;
-  const attributes = input.details.data_rules.attributes.map((a) => ({
-    attribute_id: a.attribute_id,
-    optional: a.optional === true,
-    // Field paths read struct fields: `unique_id.value` → `unique_id`.`value`.
-    not_null: a.fields
-      .filter((f) => f.filter === 'include_only_if_not_null_filter')
-      .map((f) => f.field.split('.').map(id).join('.')),
-    unsupported_filters: a.fields
-      .filter((f) => f.filter !== null && f.filter !== 'include_only_if_not_null_filter')
-      .map((f) => f.filter),
-  }));
-  const unsupported = attributes.flatMap((a) => a.unsupported_filters);
-  const ts = input.details.data_rules.ingestion_timestamp_filter;
-  const reference = input.as_of ? `TIMESTAMP ${lit(input.as_of)}` : 'current_timestamp()';
-  const ingestion: string[] = [];
-  if (ts?.recency) ingestion.push(`_nio_ingested_at >= ${reference} - ${sparkInterval(ts.recency)}`);
-  if (ts?.from)
-    ingestion.push(
-      `_nio_ingested_at ${ts.from.type === 'inclusive' ? '>=' : '>'} TIMESTAMP ${lit(ts.from.value)}`,
-    );
-  if (ts?.until)
-    ingestion.push(
-      `_nio_ingested_at ${ts.until.type === 'inclusive' ? '<=' : '<'} TIMESTAMP ${lit(ts.until.value)}`,
-    );
-  if (input.as_of && ts) ingestion.push(`_nio_ingested_at <= ${reference}`);
-  const denominator = mode === 'sampled' ? (input.sample_rate_denominator ?? 1) : 1;
+export function forecastPlan(input: ForecastRulesInput, mode: EstimateMode) {
+  const rules = forecastRules(input, mode);
+  const ingestion = rules.ingestion.flatMap(rowConditions);
   return {
     mode,
-    company_predicate: companyPredicate,
-    attributes: attributes.map(({ unsupported_filters: _, ...a }) => a),
+    company_predicate: rules.candidates.map(cataloguePredicate).join(' AND ') || 'true',
+    attributes: rules.attributes.map((a) => ({
+      attribute_id: a.attribute_id,
+      optional: a.optional,
+      not_null: a.where.flatMap((p) => (p.kind === 'not_null' ? [field(p.path)] : [])),
+    })),
     ingestion_predicate: ingestion.length > 0 ? ingestion.join(' AND ') : null,
-    ingestion_column: '_nio_ingested_at',
-    sample_fraction: 1 / denominator,
-    scale: denominator,
-    estimator: denominator > 1 ? { type: 'sample', rate: 1 / denominator } : { type: 'exact' },
-    price_micro_cents_per_1000_rows: input.details.pricing.micro_cents_usd,
+    ingestion_column: rules.ingestionColumn,
+    sample_fraction: 1 / rules.sampleDenominator,
+    scale: rules.sampleDenominator,
+    estimator: rules.estimator,
+    price_micro_cents_per_1000_rows: rules.pricePer1000Rows,
     /** Filters the runner cannot interpret: it answers `{type: "failure"}` naming them. */
-    unsupported_filters: unsupported,
+    unsupported_filters: rules.attributes.flatMap((a) => a.unsupported.map((u) => u.filter)),
   };
 }
 
@@ -136,11 +119,11 @@ export function buildSpec(job: JobHandle, o: SpecOptions) {
   const input = job.input as Record<string, unknown>;
   const plan =
     job.type === 'forecast'
-      ? forecastPlan(input as unknown as ForecastLikeInput, 'sampled')
+      ? forecastPlan(input as unknown as ForecastRulesInput, 'sampled')
       : job.type === 'forecast-internal'
-        ? forecastPlan(input as unknown as ForecastLikeInput, 'exact')
+        ? forecastPlan(input as unknown as ForecastRulesInput, 'exact')
         : job.type === 'costs'
-          ? forecastPlan(input as unknown as ForecastLikeInput, 'costs')
+          ? forecastPlan(input as unknown as ForecastRulesInput, 'costs')
           : job.type === 'nql-forecast'
             ? { max_rows: o.maxResultRows }
             : job.type === 'datasets_sample'

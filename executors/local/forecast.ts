@@ -1,29 +1,34 @@
 /**
- * forecast, forecast-internal and costs over the local catalogue (README, "The local data plane"):
- * - candidate datasets: those of companies the `company_constraint` admits (inclusion: listed;
- *   exclusion: not listed; none: every company);
+ * forecast, forecast-internal and costs over the local catalogue: the DuckDB renderer of the forecast
+ * rules (src/catalogue/forecast-rules.ts decides which rows count; this file only says it in DuckDB
+ * SQL and runs it). What is local:
  * - a dataset carries attribute N when it has a column named as N in `_dpo.attributes` (attribute 1 is
- *   `unique_id`); a field path such as `unique_id.value` reads that column's struct field. A dataset
- *   lacking a non-optional attribute contributes no rows;
- * - field filters: `include_only_if_not_null_filter` keeps rows whose field is not null; `null` is no
- *   filter; any other name cannot be interpreted locally and answers `{type: 'failure'}`;
- * - the ingestion-timestamp filter reads `_nio_ingested_at`: `recency` keeps rows ingested within the
- *   duration before `as_of` (or now), `from`/`until` bound it (inclusive or exclusive), and rows
- *   ingested after a given `as_of` are left out. A dataset without the column contributes no rows;
- * - `forecast` counts a Bernoulli sample at 1/sample_rate_denominator and scales it up (estimator
- *   `sample`, its rate); a denominator of 1 and `forecast-internal` count every row (estimator `exact`);
- * - cost = rows × pricing.micro_cents_usd / 1000 (the price is per thousand rows), rounded down;
+ *   `unique_id`); a field path such as `unique_id.value` reads that column's struct field, and a path
+ *   not starting with the attribute's name is read inside that column (`value` → `unique_id.value`);
+ * - an attribute missing from `_dpo.attributes`, a field filter the rules do not know, or a duration
+ *   that cannot be read answers `{type: 'failure', msg}` (so does DuckDB rejecting a generated filter);
+ * - the sample is `TABLESAMPLE bernoulli`, repeatable per dataset (seed: dataset id mod 100 000);
  * - scan cost (`costs`, and `scan_cost` of a forecast): every row of each candidate dataset carrying the
  *   required attributes (others 0), and its size: rows × the row's fixed width (strings 16 bytes).
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
+import {
+  type CataloguePredicate,
+  costOf,
+  type Duration,
+  DurationError,
+  durationTerms,
+  type EstimateMode,
+  forecastRules,
+  parseDuration,
+  type RowPredicate,
+} from '../../src/catalogue/forecast-rules.ts';
 import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.ts';
 import type { ExecuteContext, JobHandle } from '../../src/executor/index.ts';
 import { all, ident, literal, num, one, qualified } from './warehouse.ts';
 
-export type EstimateMode = 'sampled' | 'exact' | 'costs';
+export type { EstimateMode };
 
-const INGESTED = '_nio_ingested_at';
 const WIDTHS: Record<string, number> = {
   BOOLEAN: 1,
   TINYINT: 1,
@@ -49,29 +54,45 @@ const width = (type: string) =>
 
 class Unestimable extends Error {}
 
-/** ISO 8601 duration → DuckDB interval literal (months and days kept calendar-true). */
-export function isoToInterval(iso: string): string {
-  const m =
-    /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(
-      iso,
-    );
-  if (!m) throw new Unestimable(`cannot read the duration '${iso}'`);
-  const [, y, mo, w, d, h, mi, s] = m;
-  const parts = [
-    y && `${y} years`,
-    mo && `${mo} months`,
-    w && `${Number(w) * 7} days`,
-    d && `${d} days`,
-    h && `${h} hours`,
-    mi && `${mi} minutes`,
-    s && `${s} seconds`,
-  ].filter(Boolean);
-  return `INTERVAL ${literal(parts.join(' ') || '0 seconds')}`;
+/** A duration as a DuckDB interval literal (months and days kept calendar-true). */
+const interval = (d: Duration) =>
+  `INTERVAL ${literal(
+    durationTerms(d)
+      .map((t) => `${t.amount} ${t.unit}`)
+      .join(' '),
+  )}`;
+
+/** ISO 8601 duration → DuckDB interval literal; a DurationError when it cannot be read. */
+export const isoToInterval = (iso: string): string => interval(parseDuration(iso));
+
+const timestamp = (value: string) => `${literal(value)}::TIMESTAMPTZ`;
+
+/** A catalogue predicate over `_dpo.datasets`. */
+function cataloguePredicate(p: CataloguePredicate): string {
+  const values = p.values.join(', ') || 'NULL';
+  return `${p.column} ${p.negated ? 'NOT IN' : 'IN'} (${values})`;
+}
+
+/** A row predicate as DuckDB conditions; `attribute` names the column a not_null path reads. */
+function rowConditions(p: RowPredicate, attribute: string | null): string[] {
+  switch (p.kind) {
+    case 'not_null':
+      return [`${fieldExpr(attribute ?? (p.path[0] as string), p.path)} IS NOT NULL`];
+    case 'since':
+      return [
+        `${ident(p.column)} >= ${p.reference ? timestamp(p.reference) : 'now()'} - ${interval(p.duration)}`,
+      ];
+    case 'range':
+      return [
+        p.from && `${ident(p.column)} ${p.from.inclusive ? '>=' : '>'} ${timestamp(p.from.value)}`,
+        p.until && `${ident(p.column)} ${p.until.inclusive ? '<=' : '<'} ${timestamp(p.until.value)}`,
+      ].filter((x): x is string => Boolean(x));
+  }
 }
 
 /** A field path as SQL: its first segment is the column (the attribute), the rest struct fields. */
-function fieldExpr(attribute: string, field: string): string {
-  const segments = field.split('.');
+function fieldExpr(attribute: string, path: readonly string[]): string {
+  const segments = [...path];
   if (segments[0] !== attribute) segments.unshift(attribute);
   return segments
     .slice(1)
@@ -87,7 +108,8 @@ export async function estimate(
   try {
     return await run(conn, job, mode, ctx);
   } catch (err) {
-    if (err instanceof Unestimable) return { type: 'failure', msg: err.message };
+    if (err instanceof Unestimable || err instanceof DurationError)
+      return { type: 'failure', msg: err.message };
     if (ctx.signal.aborted) throw ctx.signal.reason;
     // DuckDB rejecting a generated filter (a field that is not in the struct, say): the rules do not
     // fit the data. Say so in the result, as the seed's Failure shape does.
@@ -101,14 +123,8 @@ async function run(
   mode: EstimateMode,
   ctx: ExecuteContext,
 ): Promise<unknown> {
-  const { details } = job.input;
-  const constraint = details.company_constraint;
-  const ids = (constraint?.company_ids ?? []).join(', ') || 'NULL';
-  const companyFilter = !constraint
-    ? 'true'
-    : constraint.type === 'inclusion'
-      ? `company_id IN (${ids})`
-      : `company_id NOT IN (${ids})`;
+  const plan = forecastRules(job.input, mode);
+  const companyFilter = plan.candidates.map(cataloguePredicate).join(' AND ') || 'true';
   const datasets = await all(
     conn,
     `SELECT d.dataset_id, d.schema_name, d.table_name FROM _dpo.datasets d
@@ -121,41 +137,18 @@ async function run(
       String(r.name),
     ]),
   );
-  const rules = details.data_rules.attributes.map((a) => {
+  const rules = plan.attributes.map((a) => {
     const name = attributeNames.get(a.attribute_id);
     if (name === undefined)
       throw new Unestimable(`attribute ${a.attribute_id} is not in the local catalogue`);
-    for (const f of a.fields) {
-      if (f.filter !== null && f.filter !== 'include_only_if_not_null_filter') {
-        throw new Unestimable(`filter '${f.filter}' of ${f.field} is not supported by the local data plane`);
-      }
-    }
+    const u = a.unsupported[0];
+    if (u)
+      throw new Unestimable(`filter '${u.filter}' of ${u.field} is not supported by the local data plane`);
     return { ...a, name };
   });
-
-  const asOf = 'as_of' in job.input && job.input.as_of ? job.input.as_of : null;
-  const reference = asOf ? `${literal(asOf)}::TIMESTAMPTZ` : 'now()';
-  const tsFilter = details.data_rules.ingestion_timestamp_filter;
-  const tsConditions: string[] = [];
-  if (tsFilter?.recency)
-    tsConditions.push(`${ident(INGESTED)} >= ${reference} - ${isoToInterval(tsFilter.recency)}`);
-  if (tsFilter?.from) {
-    tsConditions.push(
-      `${ident(INGESTED)} ${tsFilter.from.type === 'inclusive' ? '>=' : '>'} ${literal(tsFilter.from.value)}::TIMESTAMPTZ`,
-    );
-  }
-  if (tsFilter?.until) {
-    tsConditions.push(
-      `${ident(INGESTED)} ${tsFilter.until.type === 'inclusive' ? '<=' : '<'} ${literal(tsFilter.until.value)}::TIMESTAMPTZ`,
-    );
-  }
-  if (asOf && tsFilter) tsConditions.push(`${ident(INGESTED)} <= ${reference}`);
-
-  const denominator =
-    mode === 'sampled' && 'sample_rate_denominator' in job.input
-      ? Number(job.input.sample_rate_denominator)
-      : 1;
-  const price = details.pricing.micro_cents_usd;
+  const tsConditions = plan.ingestion.flatMap((p) => rowConditions(p, null));
+  const denominator = plan.sampleDenominator;
+  const price = plan.pricePer1000Rows;
   const sources: Array<{ rows: number; size: number; source: { type: 'dataset'; dataset_id: number } }> = [];
   const perDataset: Array<{ dataset_id: number; rows: number; cost: number }> = [];
 
@@ -174,7 +167,7 @@ async function run(
     );
     const eligible =
       rules.every((r) => r.optional === true || cols.has(r.name)) &&
-      (tsConditions.length === 0 || cols.has(INGESTED));
+      (plan.ingestion.length === 0 || cols.has(plan.ingestionColumn));
     const rowWidth = [...cols.values()].reduce((s, t) => s + width(t), 0);
     const totalRows = eligible ? num((await one(conn, `SELECT count(*) AS n FROM ${table}`))?.n) : 0;
     sources.push({
@@ -186,7 +179,7 @@ async function run(
       const conditions = [...tsConditions];
       for (const r of rules) {
         if (!cols.has(r.name)) continue;
-        for (const f of r.fields) if (f.filter) conditions.push(`${fieldExpr(r.name, f.field)} IS NOT NULL`);
+        for (const p of r.where) conditions.push(...rowConditions(p, r.name));
       }
       const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
       const sample =
@@ -195,7 +188,7 @@ async function run(
           : '';
       const counted = num((await one(conn, `SELECT count(*) AS n FROM ${table}${sample}${where}`))?.n);
       const rows = counted * denominator;
-      perDataset.push({ dataset_id: datasetId, rows, cost: Math.floor((rows * price) / 1000) });
+      perDataset.push({ dataset_id: datasetId, rows, cost: costOf(rows, price) });
     }
     ctx.progress({ fraction: (i + 1) / datasets.length, message: `dataset ${datasetId} estimated` });
   }
@@ -209,10 +202,10 @@ async function run(
   const rows = perDataset.reduce((s, x) => s + x.rows, 0);
   return {
     type: 'success',
-    cost: Math.floor((rows * price) / 1000),
+    cost: costOf(rows, price),
     rows,
     datasets: perDataset,
-    estimator: denominator > 1 ? { type: 'sample', rate: 1 / denominator } : { type: 'exact' },
+    estimator: plan.estimator,
     scan_cost: scanCost,
   };
 }
