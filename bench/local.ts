@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createTestContext } from '../src/executor/testing.ts';
 import { summary } from './lib.ts';
 
 const DEV_RUNS = 3;
@@ -81,13 +82,7 @@ export async function benchLocal(): Promise<void> {
       'standard_deviation',
     ].map((s) => [s, true]),
   );
-  const ctx = {
-    signal: new AbortController().signal,
-    checkpoint: null,
-    saveCheckpoint: async () => {},
-    progress: () => {},
-    log: { debug() {}, info() {}, warn() {}, error() {} },
-  };
+  const { ctx } = createTestContext();
   for (const rows of [2_000_000, 10_000_000]) {
     await ex.seedDemoData(rows);
     const columns = ['event_id', 'country', 'amount', 'event_timestamp', '_nio_access_rule_id'];

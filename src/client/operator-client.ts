@@ -7,10 +7,10 @@
 import { Pool } from 'undici';
 import type { z } from 'zod';
 import {
-  AppendLogsRequest,
+  type AppendLogsBatchRequest,
+  AppendLogsBatchResponse,
   CheckpointRequest,
   JobResponse,
-  type LogLine,
   type PollRequest,
   PollResponse,
   type Progress,
@@ -89,9 +89,9 @@ export class OperatorClient {
     return this.post(`/v1/jobs/${id}/checkpoint`, CheckpointRequest.parse(body), JobResponse, opts);
   }
 
-  appendLogs(id: string, leaseToken: string, lines: readonly LogLine[], opts: CallOptions = {}) {
-    const body = AppendLogsRequest.parse({ lease_token: leaseToken, lines });
-    return this.post(`/v1/jobs/${id}/logs`, body, null, opts) as Promise<unknown>;
+  /** Log lines of many held jobs, one request. */
+  appendLogs(req: AppendLogsBatchRequest, opts: CallOptions = {}): Promise<AppendLogsBatchResponse> {
+    return this.post('/v1/operators/logs', req, AppendLogsBatchResponse, opts);
   }
 
   async close(): Promise<void> {

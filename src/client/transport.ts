@@ -21,6 +21,28 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * How the daemon must take a failed call: `auth` (the token is refused: stop), `gone` (the lease
+ * this write named is no longer ours: stop the job, leave its remote work), anything else may pass.
+ */
+export function failureKind(err: unknown): 'auth' | 'gone' | 'other' {
+  if (!(err instanceof ApiError)) return 'other';
+  if (err.status === 401 || err.status === 403) return 'auth';
+  if (err.status === 410 || err.status === 404) return 'gone';
+  return 'other';
+}
+
+/** Error fields for logs: message and code, never request bodies (which may carry secrets). */
+export function describeError(err: unknown): Record<string, unknown> {
+  if (err instanceof ApiError)
+    return { type: 'ApiError', status: err.status, code: err.code, message: err.message };
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }) };
+  }
+  return { message: String(err) };
+}
+
 /** The control plane could not be reached, or the exchange broke off (reset, timeout). */
 export class TransportError extends Error {
   readonly errno: string | undefined;

@@ -179,6 +179,27 @@ export const AppendLogsRequest = z.object({
 });
 export type AppendLogsRequest = z.infer<typeof AppendLogsRequest>;
 
+export const ReportStatus = z.enum(['ok', 'lost', 'invalid']);
+export type ReportStatus = z.infer<typeof ReportStatus>;
+
+/**
+ * Log lines of many held jobs in one request (the daemon ships every job's lines once per
+ * interval). Each entry is fenced by its lease like the single-job append.
+ */
+export const AppendLogsBatchRequest = z.object({
+  executor: ExecutorId,
+  entries: z
+    .array(z.object({ id: z.uuid(), lease_token: LeaseToken, lines: z.array(LogLine).min(1).max(MAX_BATCH) }))
+    .max(MAX_BATCH),
+});
+export type AppendLogsBatchRequest = z.infer<typeof AppendLogsBatchRequest>;
+export const AppendLogsBatchResponse = z.object({
+  results: z.array(
+    z.object({ id: z.uuid(), status: ReportStatus, appended: z.number().int().nonnegative() }),
+  ),
+});
+export type AppendLogsBatchResponse = z.infer<typeof AppendLogsBatchResponse>;
+
 /** Answer of every single-job operator write. */
 export const JobResponse = z.object({ job: Job });
 export type JobResponse = z.infer<typeof JobResponse>;
@@ -202,8 +223,6 @@ export const ReportRequest = z.object({
 });
 export type ReportRequest = z.infer<typeof ReportRequest>;
 
-export const ReportStatus = z.enum(['ok', 'lost', 'invalid']);
-export type ReportStatus = z.infer<typeof ReportStatus>;
 export const ReportResult = z.object({
   id: z.uuid(),
   status: ReportStatus,

@@ -13,6 +13,8 @@ import pino, { type Logger } from 'pino';
 import type { z } from 'zod';
 import { formatIssues } from '../catalogue/index.ts';
 import {
+  AppendLogsBatchRequest,
+  type AppendLogsBatchResponse,
   AppendLogsRequest,
   CancelJobRequest,
   CancelledRequest,
@@ -330,6 +332,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
                 },
               };
         }),
+      };
+      return response;
+    }),
+  );
+  on(
+    'POST',
+    '/v1/operators/logs',
+    operator((ctx) => {
+      const req = parse(AppendLogsBatchRequest, ctx.body, 'log lines');
+      const out = store.appendLogsBatch(dataPlaneOf(ctx.principal), req.entries);
+      const response: AppendLogsBatchResponse = {
+        results: out.map((o, i) => ({ id: req.entries[i]!.id, ...o })),
       };
       return response;
     }),

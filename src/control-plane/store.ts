@@ -607,7 +607,9 @@ export class JobStore {
       // Leases taken from this executor by someone else (reschedule, expiry) reach it whether or
       // not this poll lists the job. Delivered once; a holder that misses the answer still learns at
       // its next renewal (the lease no longer renews) or fences itself first.
-      const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{ job_id: string }>;
+      const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
+        job_id: string;
+      }>;
       if (revoked.length > 0) {
         const renewed = new Set(args.held.map((h) => h.id).filter((id) => !lost.includes(id)));
         for (const r of revoked) if (!renewed.has(r.job_id) && !lost.includes(r.job_id)) lost.push(r.job_id);
@@ -634,17 +636,20 @@ export class JobStore {
         cancels.sort((a, b) => a.seq - b.seq);
         claimed = cancels.map(toJob);
         const room = args.capacity - cancels.length;
-        const rows = room <= 0 ? [] : (this.stmts.claim.all(
-          args.executor,
-          args.dataPlaneId,
-          expires,
-          now,
-          now,
-          args.dataPlaneId,
-          types,
-          now,
-          room,
-        ) as unknown as JobRow[]);
+        const rows =
+          room <= 0
+            ? []
+            : (this.stmts.claim.all(
+                args.executor,
+                args.dataPlaneId,
+                expires,
+                now,
+                now,
+                args.dataPlaneId,
+                types,
+                now,
+                room,
+              ) as unknown as JobRow[]);
         rows.sort((a, b) => a.seq - b.seq);
         for (const r of rows) claimed.push(toJob(r));
       }
@@ -762,6 +767,29 @@ export class JobStore {
     });
   }
 
+  /** Log lines of many held jobs in one transaction; an entry whose lease is gone is `lost`. */
+  appendLogsBatch(
+    dataPlaneId: string,
+    entries: ReadonlyArray<{ id: string; lease_token: string; lines: readonly LogLine[] }>,
+  ): Array<{ status: 'ok' | 'lost' | 'invalid'; appended: number }> {
+    return this.tx(() =>
+      entries.map((e) => {
+        try {
+          return {
+            status: 'ok' as const,
+            appended: this.appendLogs(e.id, e.lease_token, dataPlaneId, e.lines),
+          };
+        } catch (err) {
+          if (!(err instanceof StoreError)) throw err;
+          return {
+            status: err.status === 410 || err.status === 404 ? ('lost' as const) : ('invalid' as const),
+            appended: 0,
+          };
+        }
+      }),
+    );
+  }
+
   /**
    * The four operator writes, batched: one transaction, one outcome per entry. Each entry runs in
    * its own savepoint, so one that throws half-way (a follow-up the store refuses, say) is rolled
@@ -804,7 +832,11 @@ export class JobStore {
           if (!(err instanceof StoreError)) {
             return {
               status: 'invalid',
-              error: new StoreError(500, 'internal', `the control plane could not apply this report: ${String(err)}`),
+              error: new StoreError(
+                500,
+                'internal',
+                `the control plane could not apply this report: ${String(err)}`,
+              ),
             };
           }
           return { status: err.status === 410 || err.status === 404 ? 'lost' : 'invalid', error: err };
@@ -857,7 +889,12 @@ export class JobStore {
    * checkpoint the remote work may still run, so it stays `pending_cancellation` without a lease
    * for an operator to claim and stop (after `notBefore`); without one it ends cancelled.
    */
-  private leaveCancellation(row: JobRow, now: number, patch: Partial<JobRow>, notBefore: number | null = null): Job {
+  private leaveCancellation(
+    row: JobRow,
+    now: number,
+    patch: Partial<JobRow>,
+    notBefore: number | null = null,
+  ): Job {
     if (row.checkpoint === null) return this.finish(row, 'cancelled', now, patch);
     const job = this.update(row.id, {
       ...patch,

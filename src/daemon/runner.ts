@@ -1,12 +1,18 @@
 /**
  * The job runner: runs one claimed job on its executor and turns whatever happened into exactly one
- * outcome for the control plane (STYLE 3: the runner, not the executors, decides complete / fail /
- * cancelled / release). Input is validated before dispatch and the result after; nothing a job
- * carries can throw out of here.
+ * outcome for the control plane. The runner, not the executors, decides complete / fail / cancelled /
+ * release, so every executor means the same by them. Input is validated before dispatch and the
+ * result after; nothing a job carries can throw out of here.
+ *
+ * Why the job stopped decides the outcome: the lease signal first (`lost`: report nothing;
+ * `shutdown`: release, checkpoint kept — even in the middle of a cancel confirmation, which the next
+ * holder finishes), then the job signal (`cancel`: cancelled, which executors reach only once the
+ * remote work is confirmed stopped; `timeout`: a non-retryable TIMEOUT).
  */
 import { validateInput, validateResult } from '../catalogue/index.ts';
 import type { FailureReport, Job } from '../contract/index.ts';
-import { abortReasonOf, type ExecuteContext, type Executor, JobAbort, JobError } from '../executor/index.ts';
+import { abortReasonOf, type ExecuteContext, type Executor, JobError } from '../executor/index.ts';
+import type { JobSignals } from '../executor/signals.ts';
 
 export type Outcome =
   | { kind: 'complete'; result: unknown }
@@ -16,7 +22,7 @@ export type Outcome =
   /** The lease is gone: report nothing. */
   | { kind: 'forget' };
 
-/** Everything unknown becomes a failure with a code and a retry decision (STYLE 8). */
+/** Everything unknown becomes a failure with a code and a retry decision, in this one place. */
 export function coerceError(err: unknown): FailureReport {
   if (err instanceof JobError) {
     return {
@@ -24,6 +30,9 @@ export function coerceError(err: unknown): FailureReport {
       message: truncate(err.message),
       retryable: err.retryable,
       ...(err.details === undefined ? {} : { details: safeDetails(err.details) }),
+      ...(err.retryable && err.retryAfterMs !== undefined
+        ? { retry_after_ms: Math.min(86_400_000, Math.max(0, Math.round(err.retryAfterMs))) }
+        : {}),
     };
   }
   if (err instanceof Error) {
@@ -54,14 +63,43 @@ function safeDetails(details: unknown): unknown {
 export interface RunOptions {
   executor: Executor;
   /** Owned by the daemon, aborted with a JobAbort reason. */
-  controller: AbortController;
-  /** Per-type timeout; the runner aborts with `timeout` when it passes. */
+  signals: JobSignals;
+  /**
+   * Per-type timeout, counted from the job's first start (`started_at`), so a re-claim does not
+   * restart the clock; the runner aborts with `timeout` when it passes.
+   */
   timeoutMs: number;
-  context: Omit<ExecuteContext, 'signal' | 'checkpoint'>;
+  context: Omit<ExecuteContext, 'signal' | 'leaseSignal' | 'checkpoint' | 'deadline'>;
+  now?: () => number;
+}
+
+/** When the job's timeout passes (epoch ms): from its first start, or from now if it has none. */
+export function deadlineOf(job: Job, timeoutMs: number, now: number): number {
+  const started = job.started_at === null ? Number.NaN : Date.parse(job.started_at);
+  return (Number.isFinite(started) ? started : now) + timeoutMs;
+}
+
+/** The outcome of a job that stopped because it was aborted, by why. */
+export function abortedOutcome(signals: JobSignals, timeoutMs: number): Outcome | undefined {
+  switch (abortReasonOf(signals.leaseSignal) ?? abortReasonOf(signals.signal)) {
+    case 'lost':
+      return { kind: 'forget' };
+    case 'shutdown':
+      return { kind: 'release', reason: 'operator shutting down' };
+    case 'cancel':
+      return { kind: 'cancelled' };
+    case 'timeout':
+      return {
+        kind: 'fail',
+        failure: { code: 'TIMEOUT', message: `job exceeded its ${timeoutMs} ms timeout`, retryable: false },
+      };
+    default:
+      return undefined;
+  }
 }
 
 export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
-  const { controller } = opts;
+  const { signals } = opts;
   const input = validateInput(job.type, job.input);
   if (!input.ok) {
     return {
@@ -77,7 +115,13 @@ export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
       },
     };
   }
-  const timer = setTimeout(() => controller.abort(new JobAbort('timeout')), opts.timeoutMs);
+  const now = (opts.now ?? Date.now)();
+  const deadline = deadlineOf(job, opts.timeoutMs, now);
+  // setTimeout fires at once beyond 2^31-1 ms; such a deadline is never reached anyway.
+  const timer = setTimeout(
+    () => signals.abort('timeout'),
+    Math.min(Math.max(0, deadline - now), 2 ** 31 - 1),
+  );
   timer.unref();
   try {
     const result = await opts.executor.execute(
@@ -90,10 +134,18 @@ export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
         dataPlaneId: job.data_plane_id ?? '',
         input: input.value,
       },
-      { ...opts.context, signal: controller.signal, checkpoint: job.checkpoint },
+      {
+        ...opts.context,
+        signal: signals.signal,
+        leaseSignal: signals.leaseSignal,
+        checkpoint: job.checkpoint,
+        deadline,
+      },
     );
     // The work finished; an abort that raced with it does not undo it, except a lost lease.
-    if (abortReasonOf(controller.signal) === 'lost') return { kind: 'forget' };
+    if (abortReasonOf(signals.leaseSignal) === 'lost' || abortReasonOf(signals.signal) === 'lost') {
+      return { kind: 'forget' };
+    }
     const checked = validateResult(job.type, result);
     if (!checked.ok) {
       return {
@@ -108,25 +160,7 @@ export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
     }
     return { kind: 'complete', result: checked.value };
   } catch (err) {
-    switch (abortReasonOf(controller.signal)) {
-      case 'lost':
-        return { kind: 'forget' };
-      case 'cancel':
-        return { kind: 'cancelled' };
-      case 'shutdown':
-        return { kind: 'release', reason: 'operator shutting down' };
-      case 'timeout':
-        return {
-          kind: 'fail',
-          failure: {
-            code: 'TIMEOUT',
-            message: `job exceeded its ${opts.timeoutMs} ms timeout`,
-            retryable: false,
-          },
-        };
-      default:
-        return { kind: 'fail', failure: coerceError(err) };
-    }
+    return abortedOutcome(signals, opts.timeoutMs) ?? { kind: 'fail', failure: coerceError(err) };
   } finally {
     clearTimeout(timer);
   }

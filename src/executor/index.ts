@@ -34,21 +34,25 @@ export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
 /**
  * A failure that carries its retry decision. Executors throw these for anything they understand;
  * everything else is coerced by the runner (unknown errors are retryable `INTERNAL`).
+ * `retryAfterMs` asks the control plane to offer a retryable failure again no sooner than that (a
+ * throttled backend asking to be retried later); it replaces the control plane's own backoff.
  */
 export class JobError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly details: unknown;
+  readonly retryAfterMs: number | undefined;
   constructor(
     code: string,
     message: string,
-    options: { retryable: boolean; details?: unknown; cause?: unknown },
+    options: { retryable: boolean; details?: unknown; cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'JobError';
     this.code = code;
     this.retryable = options.retryable;
     this.details = options.details;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 
@@ -75,6 +79,18 @@ export interface ExecuteContext {
   /** Aborted with a {@link JobAbort} reason; pass it to every external call. */
   readonly signal: AbortSignal;
   /**
+   * Aborted (reason `lost` or `shutdown`) when this holder must let go of the job, even after
+   * `signal` was aborted for a cancel or a timeout: it ends a cancel confirmation that can no longer
+   * finish here (the next holder takes it over from the checkpoint).
+   */
+  readonly leaseSignal: AbortSignal;
+  /**
+   * When the job's timeout passes (epoch ms), counted from the job's first start (`started_at`), so
+   * a re-claim does not restart the clock. Pass it on as the remote timeout (statement timeout,
+   * maximum runtime, execution timeout); the runner aborts `signal` with `timeout` when it passes.
+   */
+  readonly deadline: number;
+  /**
    * The checkpoint the previous holder saved, or null on a fresh start. When present, reattach to
    * the external work it names (poll the existing run) instead of submitting again.
    */
@@ -97,6 +113,29 @@ export interface Executor {
   execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown>;
   /** Called once when the daemon stops. */
   close?(): Promise<void>;
+}
+
+/** Runs one job type: its input is the type's validated input. */
+export type JobHandler<I = never> = (job: JobHandle<I>, ctx: ExecuteContext) => Promise<unknown>;
+
+/**
+ * One handler per job type, the way an executor says what it serves: its `jobTypes` are the keys,
+ * never a list kept by hand beside them.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: each handler names its own input type
+export type JobHandlers = Readonly<Record<string, JobHandler<any>>>;
+
+/** Runs `job` on its handler; a type without one fails, not retryably (the registry prevents it). */
+export function runHandler(handlers: JobHandlers, job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+  const handler = Object.hasOwn(handlers, job.type) ? handlers[job.type] : undefined;
+  if (handler === undefined) {
+    return Promise.reject(
+      new JobError('UNKNOWN_JOB_TYPE', `this executor has no handler for '${job.type}'`, {
+        retryable: false,
+      }),
+    );
+  }
+  return handler(job as JobHandle<never>, ctx);
 }
 
 /** What an executor module exports for the daemon to load it by path (`DPO_EXECUTORS`). */

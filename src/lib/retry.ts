@@ -62,3 +62,42 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
     }
   }
 }
+
+export interface UntilStoppedOptions {
+  /** Ends the retries: the function then resolves `undefined`. */
+  signal: AbortSignal;
+  baseMs: number;
+  capMs: number;
+  /**
+   * Told of each failure and the pause before the next try; answering `stop` ends the retries
+   * (a fatal error), resolving `undefined`.
+   */
+  onError(err: unknown, failures: number, delayMs: number): 'retry' | 'stop';
+  random?: () => number;
+}
+
+/**
+ * Runs `fn` until it succeeds, sleeping a capped, full-jitter backoff after each failure, for the
+ * daemon's loops that must outlast a control-plane outage (the poll, the reporter, log shipping).
+ * Every wait is bounded; only the stop signal or a fatal error ends the whole.
+ */
+export async function retryUntilStopped<T>(
+  fn: () => Promise<T>,
+  opts: UntilStoppedOptions,
+): Promise<T | undefined> {
+  for (let failures = 1; ; failures++) {
+    if (opts.signal.aborted) return undefined;
+    try {
+      return await fn();
+    } catch (err) {
+      if (opts.signal.aborted) return undefined;
+      const delay = backoffDelay(Math.min(failures, 10), opts.baseMs, opts.capMs, opts.random) + 50;
+      if (opts.onError(err, failures, delay) === 'stop') return undefined;
+      try {
+        await sleep(delay, opts.signal);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+}

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
 import { JobAbort } from '../../src/executor/index.ts';
+import { createTestContext } from '../../src/executor/testing.ts';
 import { call, waitFor } from '../helpers.ts';
 import { type LocalStack, n, ROWS, startLocalStack } from './support.ts';
 
@@ -472,7 +473,6 @@ describe('materialize-view and the billing job', () => {
     );
     expect(r.operation).toBe('replace');
     // Internal types cannot be submitted by users: run it on the executor directly.
-    const log = { debug() {}, info() {}, warn() {}, error() {} };
     await expect(
       s.executor.execute(
         {
@@ -484,13 +484,7 @@ describe('materialize-view and the billing job', () => {
           dataPlaneId: 'dp',
           input: { dataset_id: 3200, compiled_query: 'DELETE FROM company_56.dataset_3200' },
         },
-        {
-          signal: new AbortController().signal,
-          checkpoint: null,
-          saveCheckpoint: async () => {},
-          progress: () => {},
-          log,
-        },
+        createTestContext().ctx,
       ),
     ).rejects.toMatchObject({ code: 'INVALID_INPUT', retryable: false });
     expect(n((await s.q('SELECT count(*) AS n FROM company_56.dataset_3200'))[0]?.n)).toBe(r.rows_total);
@@ -527,7 +521,6 @@ describe('cancel', () => {
   });
 
   it('an abort landing at any moment (while connecting, before, between or during statements) stops the job', async () => {
-    const log = { debug() {}, info() {}, warn() {}, error() {} };
     const endless = 'SELECT a.range AS x FROM range(1000000000000) a WHERE a.range % 7 = 3';
     const jobs = [
       { type: 'nql-forecast', input: { nql: 'n/a', compiled_sql: `SELECT count(*) FROM (${endless})` } },
@@ -545,7 +538,7 @@ describe('cancel', () => {
     let k = 0;
     for (const { type, input } of jobs) {
       for (const delayMs of [-1, 0, 1, 2, 5, 10, 25, 50]) {
-        const ac = new AbortController();
+        const t = createTestContext();
         const running = s.executor.execute(
           {
             id: `00000000-0000-4000-8000-${String(++k).padStart(12, '0')}`,
@@ -556,9 +549,9 @@ describe('cancel', () => {
             dataPlaneId: 'dp',
             input,
           },
-          { signal: ac.signal, checkpoint: null, saveCheckpoint: async () => {}, progress: () => {}, log },
+          t.ctx,
         );
-        const abort = () => ac.abort(new JobAbort('cancel'));
+        const abort = () => t.abort('cancel');
         if (delayMs < 0) abort();
         else setTimeout(abort, delayMs);
         await expect(running, `${type}: abort after ${delayMs} ms`).rejects.toBeInstanceOf(JobAbort);

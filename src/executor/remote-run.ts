@@ -1,0 +1,227 @@
+/**
+ * The remote-run protocol, written once for every executor that drives work on a remote service
+ * (an EMR job run, a Snowflake query, a SageMaker training job). The executor supplies a few
+ * callbacks (submit, find by intent, poll, cancel, and how to read a status); this keeps the
+ * guarantees:
+ *
+ * - **Submit at most once per intent.** An intent (the idempotency token of one submission) is
+ *   checkpointed BEFORE the submission and the handle right after. A crash before the first save
+ *   means nothing was asked for; a crash between the saves is resolved from the intent (looked up
+ *   with `findByIntent`, or submitted again with the same token, which the service answers with the
+ *   existing work); a crash after reattaches by handle. A claim that carries a handle polls it and
+ *   never submits again, unless the work it names ended badly under an earlier attempt: then this
+ *   attempt is the next submission, with a fresh intent.
+ * - **Poll at jittered, growing intervals that honour the signal.**
+ * - **`cancel` and `timeout` stop the remote work and confirm it stopped** before the abort reason
+ *   is rethrown (and so before the runner reports `cancelled` or `TIMEOUT`). A confirmation that does
+ *   not come (a timeout, throttling, the network) is retried with backoff for as long as the lease
+ *   is held; `leaseSignal` ends it, and the job then stays `pending_cancellation` for the next holder.
+ *   A cancel that arrives while reattaching stops the reattached work: the handle is known from the
+ *   checkpoint before any call is made.
+ * - **`lost` and `shutdown` leave the remote work running**: a peer, or this job's next holder,
+ *   reattaches from the checkpoint.
+ */
+import type { Checkpoint } from '../contract/index.ts';
+import { backoffDelay, sleep } from '../lib/retry.ts';
+import { abortReasonOf, type ExecuteContext, JobError, type JobHandle } from './index.ts';
+
+/** Where a remote run stands. */
+export type RemotePhase = 'active' | 'succeeded' | 'ended';
+
+/** What a submission is known by before the service has answered: its idempotency token. */
+export interface Intent {
+  /** The attempt that made (or last resumed) this submission. */
+  readonly attempt: number;
+}
+
+export interface RemoteRunOps<I extends Intent, H, S> {
+  /** What the work is called in logs and progress, e.g. `EMR job run`. */
+  readonly what: string;
+  /** Reads a checkpoint this executor wrote; undefined when it is not one of ours. */
+  read(checkpoint: Checkpoint): { intent: I; handle?: H | undefined } | undefined;
+  /** The checkpoint of an intent, without its handle (before submission) or with it (after). */
+  write(intent: I, handle?: H): Checkpoint;
+  /** A new submission's intent; `previous` is the intent of work that ended badly (a retry). */
+  newIntent(attempt: number, previous: I | undefined): I;
+  /**
+   * Submits idempotently: the same intent twice gives the same remote work. `signal` is aborted
+   * only when the lease goes: once asked for, the answer is needed even when a cancel arrives, so
+   * the work can be stopped rather than orphaned. Add your own request timeout.
+   */
+  submit(intent: I, signal: AbortSignal): Promise<H>;
+  /**
+   * Finds the work submitted under `intent` by a holder that died before checkpointing its handle;
+   * undefined when there is none. Without it the intent is submitted again (idempotent).
+   */
+  findByIntent?(intent: I, signal: AbortSignal): Promise<H | undefined>;
+  /** Reads the work's status once. */
+  poll(handle: H, signal: AbortSignal): Promise<S>;
+  /** Whether the work is still going, succeeded, or ended otherwise (failed, cancelled). */
+  phase(status: S): RemotePhase;
+  /** Each status as it is read (progress). */
+  onStatus?(handle: H, status: S): void;
+  /** The result of work that succeeded. */
+  result(handle: H, status: S, signal: AbortSignal): Promise<unknown>;
+  /** The failure of work that ended otherwise. */
+  failure(handle: H, status: S, signal: AbortSignal): Promise<JobError>;
+  /** Asks the service to stop the work; called again if it has not stopped after `recancelAfterMs`. */
+  cancel(handle: H, signal: AbortSignal): Promise<void>;
+}
+
+export interface RemoteRunOptions {
+  /** Shortest and longest pause between two polls (the pause grows, with jitter). */
+  pollMinMs: number;
+  pollMaxMs: number;
+  /** While confirming a cancel: ask again when the work has not stopped after this long. */
+  recancelAfterMs: number;
+  /** Test hook: the random source of the jitter. */
+  random?: () => number;
+}
+
+/** Runs (or reattaches to) the job's remote work until it ends; see the header for the guarantees. */
+export async function runRemote<I extends Intent, H, S>(
+  job: JobHandle,
+  ctx: ExecuteContext,
+  ops: RemoteRunOps<I, H, S>,
+  options: RemoteRunOptions,
+): Promise<unknown> {
+  const saved = ctx.checkpoint ? ops.read(ctx.checkpoint) : undefined;
+  if (ctx.checkpoint && saved === undefined)
+    ctx.log.warn('ignoring a checkpoint this executor did not write');
+  let intent = saved?.intent;
+  let handle = saved?.handle;
+  /** An intent is checkpointed and its submission's fate unknown until the handle is found. */
+  let unresolved = intent !== undefined && handle === undefined;
+  const pause = (n: number) =>
+    options.pollMinMs +
+    backoffDelay(n, options.pollMinMs, options.pollMaxMs - options.pollMinMs, options.random);
+  try {
+    if (unresolved && intent !== undefined && ops.findByIntent) {
+      handle = await ops.findByIntent(intent, ctx.leaseSignal);
+      if (handle !== undefined) {
+        ctx.log.info(`found the ${ops.what} of an unfinished submission`);
+        await ctx.saveCheckpoint(ops.write(intent, handle));
+      }
+      // Looked up and not there: nothing was submitted.
+      unresolved = false;
+    }
+    if (handle !== undefined && intent !== undefined && intent.attempt < job.attempt && !ctx.signal.aborted) {
+      const status = await ops.poll(handle, ctx.signal);
+      if (ops.phase(status) === 'ended') {
+        ctx.log.info(`the previous attempt's ${ops.what} ended; submitting again`);
+        intent = ops.newIntent(job.attempt, intent);
+        handle = undefined;
+      } else {
+        ctx.log.info(`reattaching to the ${ops.what}`);
+      }
+    } else if (handle !== undefined) {
+      ctx.log.info(`reattaching to the ${ops.what}`);
+    }
+    if (handle === undefined) {
+      // Aborted before asking: nothing was submitted, or (an unfinished submission) the cancel path
+      // below learns what was.
+      ctx.signal.throwIfAborted();
+      if (intent === undefined) intent = ops.newIntent(job.attempt, undefined);
+      else if (unresolved) intent = { ...intent, attempt: job.attempt };
+      await ctx.saveCheckpoint(ops.write(intent));
+      unresolved = true;
+      handle = await ops.submit(intent, ctx.leaseSignal);
+      unresolved = false;
+      await ctx.saveCheckpoint(ops.write(intent, handle));
+      ctx.log.info(`${ops.what} submitted`);
+    }
+    for (let n = 0; ; n++) {
+      ctx.signal.throwIfAborted();
+      const status = await ops.poll(handle, ctx.signal);
+      ops.onStatus?.(handle, status);
+      const phase = ops.phase(status);
+      if (phase === 'succeeded') return await ops.result(handle, status, ctx.signal);
+      if (phase === 'ended') throw await ops.failure(handle, status, ctx.signal);
+      await sleep(pause(n), ctx.signal);
+    }
+  } catch (err) {
+    const reason = abortReasonOf(ctx.signal);
+    if (reason === 'cancel' || reason === 'timeout') {
+      if (handle === undefined && unresolved && intent !== undefined) {
+        handle = await resolve(ctx, ops, intent, pause);
+      }
+      if (handle !== undefined) await stopAndConfirm(ctx, ops, handle, options, pause);
+    }
+    if (reason !== undefined) throw ctx.signal.reason;
+    throw err;
+  }
+}
+
+/**
+ * A cancel arrived while a submission's fate was unknown (it failed or timed out): learn what the
+ * service did with the intent, retrying while the lease is held, so that work is never orphaned.
+ */
+async function resolve<I extends Intent, H, S>(
+  ctx: ExecuteContext,
+  ops: RemoteRunOps<I, H, S>,
+  intent: I,
+  pause: (n: number) => number,
+): Promise<H | undefined> {
+  for (let n = 0; ; n++) {
+    ctx.leaseSignal.throwIfAborted();
+    try {
+      if (ops.findByIntent) return await ops.findByIntent(intent, ctx.leaseSignal);
+      const handle = await ops.submit(intent, ctx.leaseSignal);
+      await ctx.saveCheckpoint(ops.write(intent, handle));
+      return handle;
+    } catch (err) {
+      ctx.leaseSignal.throwIfAborted();
+      ctx.log.warn(`could not learn whether the ${ops.what} was submitted; retrying`, {
+        error: message(err),
+      });
+      await sleep(pause(n), ctx.leaseSignal);
+    }
+  }
+}
+
+/**
+ * Asks the service to stop the work and polls until it says the work ended. Nothing here gives up
+ * while the lease is held: an unconfirmed cancel is retried with backoff, and only `leaseSignal`
+ * (lease lost, shutdown) ends the wait, leaving the job `pending_cancellation` for the next holder.
+ */
+async function stopAndConfirm<I extends Intent, H, S>(
+  ctx: ExecuteContext,
+  ops: RemoteRunOps<I, H, S>,
+  handle: H,
+  options: RemoteRunOptions,
+  pause: (n: number) => number,
+): Promise<void> {
+  const signal = ctx.leaseSignal;
+  let askedAt: number | undefined;
+  for (let n = 0; ; n++) {
+    signal.throwIfAborted();
+    try {
+      const status = await ops.poll(handle, signal);
+      if (ops.phase(status) !== 'active') {
+        if (askedAt !== undefined) ctx.log.info(`${ops.what} stopped`);
+        return;
+      }
+      if (askedAt === undefined || Date.now() - askedAt >= options.recancelAfterMs) {
+        await ops.cancel(handle, signal);
+        askedAt = Date.now();
+        ctx.log.info(`${ops.what} cancel requested`);
+        ctx.progress({ message: `stopping the ${ops.what}` });
+      }
+    } catch (err) {
+      signal.throwIfAborted();
+      ctx.log.warn(`could not confirm that the ${ops.what} stopped; retrying`, { error: message(err) });
+    }
+    await sleep(pause(n), signal);
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The failure of remote work that someone else cancelled. */
+export function cancelledElsewhere(what: string, id: string): JobError {
+  return new JobError('REMOTE_CANCELLED', `the ${what} ${id} was cancelled outside the operator`, {
+    retryable: false,
+  });
+}
