@@ -1,36 +1,41 @@
 /**
  * The one-command local stack behind `dataplane-operator dev`: the bundled control plane on a file
  * database, the local DuckDB data plane with its synthetic datasets, and the daemon, all in one
- * process, plus the example jobs (examples/*.json) submitted in waves. A composition root, like
- * `run`: the only other place in `src/` that knows a concrete executor.
+ * process, plus the example jobs (examples/*.json) submitted in waves. The daemon and its executor
+ * are built by the composition root (compose.ts) from the environment, exactly as `run` builds
+ * them; this file adds only what a stack on one laptop needs (its own control plane, demo data).
+ * It knows the local executor's type, not its module, to seed the demo datasets.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { LocalExecutor } from '../../executors/local/executor.ts';
-import { OperatorClient } from '../client/operator-client.ts';
+import type { LocalExecutor } from '../../executors/local/executor.ts';
 import { UserClient } from '../client/user-client.ts';
 import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
 import { type RunningControlPlane, startControlPlane } from '../control-plane/server.ts';
-import { Daemon } from '../daemon/daemon.ts';
-import { createMetrics } from '../daemon/metrics.ts';
-import { type OpsServer, startOpsServer } from '../daemon/ops-server.ts';
-import { buildRegistry } from '../daemon/registry.ts';
+import { loadDaemonConfig } from '../daemon/config.ts';
+import type { Daemon } from '../daemon/daemon.ts';
+import type { OpsServer } from '../daemon/ops-server.ts';
+import type { Executor } from '../executor/index.ts';
+import type { Env } from '../lib/config.ts';
 import { sleep } from '../lib/retry.ts';
+import { closeClient, composeDaemon, startDaemonOps } from './compose.ts';
 import { DEV_DATA_PLANE_ID } from './control-plane.ts';
 
 export interface DevStackOptions {
+  /**
+   * The environment (env files merged, `dev`'s defaults below, its flags applied): the daemon and
+   * the local executor read their settings from it, as under `run`.
+   */
+  env: Env;
+  /** The data directory, absolute. */
   dataDir: string;
   cpHost: string;
   cpPort: number;
-  /** Health and metrics; undefined turns the endpoint off. */
-  metrics?: { host: string; port: number } | undefined;
   adminToken: string;
   operatorToken: string;
-  localDir: string;
   rows: number;
-  concurrency: number;
   logger: Logger;
 }
 
@@ -45,25 +50,23 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
+/** The local executor among those enabled: `dev` seeds its demo datasets before the daemon starts. */
+function isLocalExecutor(e: Executor): e is LocalExecutor {
+  return e.name === 'local' && typeof (e as Partial<LocalExecutor>).seedDemoData === 'function';
+}
+
+/**
+ * Starts the control plane, builds the daemon through the composition root, seeds the local data
+ * plane, then starts the health server and the daemon. A ConfigError names the variable at fault.
+ */
 export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
   const log = o.logger;
-  const executor = new LocalExecutor({
-    dir: o.localDir,
-    queryTimeoutMs: 300_000,
-    maxResultRows: 10_000,
-    sampleRows: 1_000,
-    maxSampleRows: 100_000,
-    histogramBins: 10,
-  });
   // Started in order; a failure on the way closes what was started and says what failed.
   const opened: Array<() => Promise<void>> = [];
   const unwind = async () => {
     for (const close of opened.reverse()) await close().catch(() => undefined);
   };
   try {
-    await executor.start();
-    opened.push(() => executor.close());
-    const seeded = await executor.seedDemoData(o.rows);
     let cp: RunningControlPlane;
     try {
       cp = await startControlPlane({
@@ -80,49 +83,38 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
       throw listenError(err, `${o.cpHost}:${o.cpPort}`, '--listen or DPO_CP_LISTEN');
     }
     opened.push(() => cp.close());
-    const metrics = createMetrics();
-    const client = new OperatorClient({ url: cp.url, token: o.operatorToken, requestTimeoutMs: 10_000 });
-    opened.push(() => client.close());
-    const daemon = new Daemon({
-      controlPlane: client,
-      registry: buildRegistry([executor], {}),
-      executorId: `dev-${process.pid}`,
-      dataPlaneId: DEV_DATA_PLANE_ID,
-      concurrency: o.concurrency,
-      executorConcurrency: {},
-      pollWaitMs: 20_000,
-      progressIntervalMs: 250,
-      jobTimeoutMs: 3_600_000,
-      jobTimeoutsMs: {},
-      logger: log.child({ component: 'daemon' }),
-      metrics,
-    });
+    // What this stack is, whatever the environment says: the daemon talks to the control plane
+    // just started, with the operator token it knows, for the data plane that token is bound to,
+    // on the local data plane under this data directory.
+    const env: Env = {
+      ...o.env,
+      DPO_CONTROL_PLANE_URL: cp.url,
+      DPO_TOKEN: o.operatorToken,
+      DPO_TOKEN_FILE: undefined,
+      DPO_DATA_PLANE_ID: DEV_DATA_PLANE_ID,
+      DPO_EXECUTORS: 'local',
+      DPO_DATA_DIR: o.dataDir,
+    };
+    const composed = await composeDaemon(loadDaemonConfig(env), env, log.child({ component: 'daemon' }));
+    const { daemon, config } = composed;
+    const executor = composed.registry.executors.find(isLocalExecutor);
+    if (!executor) throw new Error('the local executor did not load');
+    opened.push(() => executor.close());
+    const seeded = await executor.seedDemoData(o.rows);
+    opened.push(() => closeClient(composed));
     let ops: OpsServer | undefined;
-    if (o.metrics) {
-      try {
-        ops = await startOpsServer({ ...o.metrics, daemon, metrics, staleAfterMs: 60_000 });
-      } catch (err) {
-        throw listenError(err, `${o.metrics.host}:${o.metrics.port}`, 'DPO_METRICS_LISTEN (or off)');
-      }
+    try {
+      ops = await startDaemonOps(composed);
+    } catch (err) {
+      const listen = config.DPO_METRICS_LISTEN;
+      const address = listen === 'off' ? 'off' : `${listen.host}:${listen.port}`;
+      throw listenError(err, address, 'DPO_METRICS_LISTEN (or off)');
+    }
+    if (ops) {
       const opsServer = ops;
       opened.push(() => opsServer.close());
     }
     await daemon.start();
-    return finish({ cp, ops, executor, daemon, client, seeded });
-  } catch (err) {
-    await unwind();
-    throw err;
-  }
-
-  function finish(parts: {
-    cp: RunningControlPlane;
-    ops: OpsServer | undefined;
-    executor: LocalExecutor;
-    daemon: Daemon;
-    client: OperatorClient;
-    seeded: DevStack['seeded'];
-  }): DevStack {
-    const { cp, ops, daemon, client, seeded } = parts;
     const user = new UserClient({ url: cp.url, token: o.adminToken });
     let stopping: Promise<void> | undefined;
     return {
@@ -134,9 +126,9 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
       seeded,
       stop() {
         stopping ??= (async () => {
-          await daemon.drain(10_000);
+          await daemon.drain(config.DPO_DRAIN_TIMEOUT_MS);
           await daemon.stopped;
-          await client.close().catch(() => client.destroy());
+          await closeClient(composed);
           await user.close();
           await ops?.close();
           await cp.close();
@@ -145,6 +137,9 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         return stopping;
       },
     };
+  } catch (err) {
+    await unwind();
+    throw err;
   }
 }
 

@@ -2,7 +2,8 @@
  * `dataplane-operator dev` (`npm run dev`): the whole product on a laptop in one command. Starts the
  * bundled control plane, the local DuckDB data plane (with synthetic data) and the daemon; submits
  * the example jobs and shows them run to completion live; then keeps serving until Ctrl-C, which
- * drains the daemon and stops everything.
+ * drains the daemon and stops everything. The daemon and the local data plane read the same
+ * variables as under `run` (DPO_CONCURRENCY, DPO_LOCAL_THREADS, …), with `dev`'s defaults below them.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -10,21 +11,37 @@ import type { Command } from 'commander';
 import logUpdate from 'log-update';
 import pino from 'pino';
 import { z } from 'zod';
-import type { Job } from '../contract/index.ts';
-import { ConfigError, envInt, HostPort, mergeEnv, parseEnvConfig } from '../lib/config.ts';
+import { isTerminal } from '../contract/index.ts';
+import { DaemonEnv } from '../daemon/config.ts';
+import { ConfigError, envInt, mergeEnv, parseEnvConfig } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
 import type { TrackedJob } from './dev-stack.ts';
+import { lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
+import { DEFAULT_DATA_DIR, DEFAULT_URL } from './jobs/connection.ts';
+
+/**
+ * Where a laptop differs from a deployment, the daemon's settings under `dev`: a few jobs at a time,
+ * lively progress, an hour per job, and a Ctrl-C that does not keep anyone waiting a minute. They are
+ * variables under the environment and the env files, which still win, and the daemon reads them
+ * through the same configuration as `run`.
+ */
+export const DEV_DAEMON_DEFAULTS = {
+  DPO_CONCURRENCY: '8',
+  DPO_PROGRESS_INTERVAL_MS: '250',
+  DPO_JOB_TIMEOUT_MS: '3600000',
+  DPO_DRAIN_TIMEOUT_MS: '10000',
+} as const;
 
 /** The variables `dev` reads beyond the control plane's (DPO_DATA_DIR, DPO_CP_LISTEN, tokens…). */
 export const DevEnv = z.object({
   /** Rows of the synthetic events dataset (424); changing it regenerates the dataset. */
   DPO_DEV_ROWS: envInt(1, 1_000_000_000).default(2_000_000),
   /** Where `dev` serves health and metrics; `off` disables it. */
-  DPO_METRICS_LISTEN: z.union([z.literal('off'), HostPort]).default({ host: '127.0.0.1', port: 9464 }),
+  DPO_METRICS_LISTEN: DaemonEnv.shape.DPO_METRICS_LISTEN,
   /** The local data plane's directory; default `<DPO_DATA_DIR>/local`. */
   DPO_LOCAL_DIR: z.string().min(1).optional(),
-  DPO_CONCURRENCY: envInt(1, 1_000).default(8),
+  DPO_CONCURRENCY: envInt(1, 1_000).default(Number(DEV_DAEMON_DEFAULTS.DPO_CONCURRENCY)),
 });
 
 /** The examples/ folder of the package, from the sources (src/cli) or the build (dist/src/cli). */
@@ -64,11 +81,12 @@ export function registerDevCommand(program: Command): void {
 }
 
 async function dev(opts: DevOpts): Promise<number> {
+  let env: Record<string, string | undefined>;
   let cp: z.infer<typeof ControlPlaneEnv>;
   let d: z.infer<typeof DevEnv>;
   let tokens: ReturnType<typeof loadTokens>;
   try {
-    const env = { ...mergeEnv(opts.envFile ?? []) };
+    env = { ...DEV_DAEMON_DEFAULTS, DPO_EXECUTOR_ID: `dev-${process.pid}`, ...mergeEnv(opts.envFile ?? []) };
     if (opts.dataDir) env.DPO_DATA_DIR = opts.dataDir;
     if (opts.listen) env.DPO_CP_LISTEN = opts.listen;
     if (opts.rows) env.DPO_DEV_ROWS = opts.rows;
@@ -107,20 +125,22 @@ async function dev(opts: DevOpts): Promise<number> {
   let stack: import('./dev-stack.ts').DevStack;
   try {
     stack = await startDevStack({
+      env,
       dataDir,
       cpHost: cp.DPO_CP_LISTEN.host,
       cpPort: cp.DPO_CP_LISTEN.port,
-      metrics: d.DPO_METRICS_LISTEN === 'off' ? undefined : d.DPO_METRICS_LISTEN,
       adminToken: admin,
       operatorToken: operator.token,
-      localDir: d.DPO_LOCAL_DIR ?? join(dataDir, 'local'),
       rows: d.DPO_DEV_ROWS,
-      concurrency: d.DPO_CONCURRENCY,
       logger,
     });
   } catch (err) {
     logger.error({ err }, 'dev could not start');
     logger.flush();
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
     process.stderr.write(`dataplane-operator dev: ${(err as Error).message}\n`);
     return 1;
   }
@@ -154,13 +174,15 @@ async function dev(opts: DevOpts): Promise<number> {
       const jobs = await runExamples(stack.user, examples, display.update, stop.signal);
       display.done();
       const failed = jobs.filter((j) => j.job.state !== 'completed');
-      const secs = (t: number | undefined) =>
-        t === undefined ? '–' : `${((t - started) / 1000).toFixed(1)} s`;
+      const secs = (t: number | undefined) => (t === undefined ? '–' : seconds(t - started));
       say(
         `all examples completed: ${jobs.length - failed.length} of ${jobs.length} completed in ${secs(performance.now())} ` +
           `(first job completed after ${secs(display.firstCompletedAt())})`,
       );
-      for (const f of failed) say(`  ${f.label}: ${f.job.state} ${failureOf(f.job)}`);
+      for (const f of failed) {
+        const why = lastFailure(f.job);
+        say(`  ${f.label}: ${f.job.state} ${why ? `(${why})` : ''}`);
+      }
       if (failed.length > 0) exit = 1;
     } catch (err) {
       display.done();
@@ -172,10 +194,10 @@ async function dev(opts: DevOpts): Promise<number> {
   }
   if (!opts.exitWhenDone && !stop.signal.aborted) {
     say('\nserving. Submit more jobs from another terminal, for example:');
-    // The jobs CLI defaults to 127.0.0.1:8700 and .data; say so when this stack differs.
+    // Tell the jobs CLI where this stack is when that is not where it looks by default.
     const vars = [
-      stack.cp.url === 'http://127.0.0.1:8700' ? '' : `DPO_CONTROL_PLANE_URL=${stack.cp.url} `,
-      dataDir === resolve('.data') ? '' : `DPO_DATA_DIR=${dataDir} `,
+      stack.cp.url === DEFAULT_URL ? '' : `DPO_CONTROL_PLANE_URL=${stack.cp.url} `,
+      dataDir === resolve(DEFAULT_DATA_DIR) ? '' : `DPO_DATA_DIR=${dataDir} `,
     ].join('');
     say(`  ${vars}npm run --silent cli -- jobs submit examples/1-nql-forecast.json`);
     say(`  ${vars}npm run --silent cli -- jobs wait <id>`);
@@ -188,45 +210,9 @@ async function dev(opts: DevOpts): Promise<number> {
   return exit;
 }
 
-function failureOf(job: Job): string {
-  const f = job.failures.at(-1);
-  return f ? `(${f.code}: ${f.message})` : '';
-}
-
 // ---------------------------------------------------------------------------------------------
 // The live display: a table redrawn in place on a terminal, one line per state change otherwise.
 // ---------------------------------------------------------------------------------------------
-
-const STATE_MARK: Record<string, string> = {
-  pending: '·',
-  running: '▶',
-  pending_cancellation: '◌',
-  completed: '✔',
-  failed: '✘',
-  cancelled: '⊘',
-};
-
-function bar(fraction: number | undefined, width = 16): string {
-  if (fraction === undefined) return ' '.repeat(width);
-  const n = Math.round(Math.max(0, Math.min(1, fraction)) * width);
-  return `${'█'.repeat(n)}${'░'.repeat(width - n)}`;
-}
-
-function summary(job: Job): string {
-  if (job.state === 'completed') {
-    const r = job.result as Record<string, unknown> | null;
-    if (!r) return '';
-    if (typeof r.affected_rows === 'number') return `${r.affected_rows} rows affected`;
-    if (r.snapshot_id !== undefined) return `snapshot ${r.snapshot_id}, ${r.rows_written ?? '?'} rows`;
-    if (typeof r.rows === 'number' && r.type === 'success') return `≈ ${r.rows.toLocaleString('en-US')} rows`;
-    if (r.type === 'Success') return `${(r.result as { rows: unknown[] }).rows.length} result rows`;
-    if (Array.isArray(r.sources)) return `${r.sources.length} access rules`;
-    if (typeof r.rows === 'number') return `${r.rows.toLocaleString('en-US')} rows`;
-    return String(r.type ?? '');
-  }
-  if (job.state === 'failed') return failureOf(job);
-  return job.progress?.message ?? '';
-}
 
 function createDisplay(started: number) {
   // A terminal that reports no size (some CI pseudo-terminals) gets the line-per-change output.
@@ -239,11 +225,11 @@ function createDisplay(started: number) {
     const lines = last.map((t) => {
       const j = t.job;
       const fraction = j.state === 'completed' ? 1 : j.progress?.fraction;
-      return `  ${STATE_MARK[j.state] ?? '?'} ${t.label.padEnd(width)}  ${j.state.padEnd(10)} ${bar(fraction)}  ${summary(j)}`;
+      return `  ${STATE_MARK[j.state] ?? '?'} ${t.label.padEnd(width)}  ${j.state.padEnd(10)} ${progressBar(fraction)}  ${outcomeSummary(j)}`;
     });
-    const elapsed = ((performance.now() - started) / 1000).toFixed(1);
-    const done = last.filter((t) => ['completed', 'failed', 'cancelled'].includes(t.job.state)).length;
-    logUpdate(`${lines.join('\n')}\n  ${done}/${last.length} ended · ${elapsed} s`);
+    const elapsed = seconds(performance.now() - started);
+    const done = last.filter((t) => isTerminal(t.job.state)).length;
+    logUpdate(`${lines.join('\n')}\n  ${done}/${last.length} ended · ${elapsed}`);
   };
   const timer = tty ? setInterval(render, 100) : undefined;
   return {
@@ -258,7 +244,7 @@ function createDisplay(started: number) {
         if (seen.get(t.job.id) === t.job.state) continue;
         seen.set(t.job.id, t.job.state);
         process.stdout.write(
-          `  ${STATE_MARK[t.job.state] ?? '?'} ${t.label}: ${t.job.state} ${summary(t.job)}\n`,
+          `  ${STATE_MARK[t.job.state] ?? '?'} ${t.label}: ${t.job.state} ${outcomeSummary(t.job)}\n`,
         );
       }
     },

@@ -2,18 +2,15 @@
  * `dataplane-operator run`: the operator daemon. SIGTERM/SIGINT drain (stop claiming, let jobs
  * finish up to the drain timeout, release the rest, exit 0); a second signal releases at once and
  * exits. An uncaught error releases what it can and exits 1; a rejected token exits 3; bad config 2.
+ * The daemon itself is built from the configuration by the composition root (compose.ts), as `dev`'s.
  */
 import type { Command } from 'commander';
-import { OperatorClient } from '../client/operator-client.ts';
 import { ApiError } from '../client/transport.ts';
-import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
-import { Daemon, errorInfo } from '../daemon/daemon.ts';
-import { createMetrics } from '../daemon/metrics.ts';
-import { startOpsServer } from '../daemon/ops-server.ts';
-import { buildRegistry, loadExecutors } from '../daemon/registry.ts';
+import { errorInfo } from '../daemon/daemon.ts';
 import { ConfigError, mergeEnv } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
+import { type ComposedDaemon, closeClient, composeDaemon, startDaemonOps } from './compose.ts';
 
 export const EXIT_CONFIG = 2;
 export const EXIT_AUTH = 3;
@@ -37,13 +34,9 @@ export function registerRunCommand(program: Command): void {
         throw err;
       }
       const log = createLogger({ level: cfg.DPO_LOG_LEVEL, name: 'dataplane-operator' });
-      const metrics = createMetrics();
-      let registry: ReturnType<typeof buildRegistry>;
+      let composed: ComposedDaemon;
       try {
-        registry = buildRegistry(
-          await loadExecutors(cfg.DPO_EXECUTORS, BUILTIN_EXECUTORS, env),
-          cfg.DPO_ROUTES,
-        );
+        composed = await composeDaemon(cfg, env, log);
       } catch (err) {
         if (err instanceof ConfigError) {
           process.stderr.write(`${err.message}\n`);
@@ -51,42 +44,8 @@ export function registerRunCommand(program: Command): void {
         }
         throw err;
       }
-      const client = new OperatorClient({
-        url: cfg.DPO_CONTROL_PLANE_URL,
-        token: cfg.token,
-        requestTimeoutMs: cfg.DPO_REQUEST_TIMEOUT_MS,
-        onRetry: (path, err, attempt, delay) => {
-          metrics.retries.inc({ path });
-          log.debug(
-            { path, attempt, delay_ms: delay, err: errorInfo(err) },
-            'retrying control-plane request',
-          );
-        },
-        onRequest: (path, outcome, seconds) => metrics.requests.observe({ path, outcome }, seconds),
-      });
-      const daemon = new Daemon({
-        controlPlane: client,
-        registry,
-        executorId: cfg.executorId,
-        dataPlaneId: cfg.DPO_DATA_PLANE_ID,
-        concurrency: cfg.DPO_CONCURRENCY,
-        executorConcurrency: cfg.DPO_EXECUTOR_CONCURRENCY,
-        pollWaitMs: cfg.DPO_POLL_WAIT_MS,
-        progressIntervalMs: cfg.DPO_PROGRESS_INTERVAL_MS,
-        jobTimeoutMs: cfg.DPO_JOB_TIMEOUT_MS,
-        jobTimeoutsMs: cfg.DPO_JOB_TIMEOUTS_MS,
-        logger: log,
-        metrics,
-      });
-      const ops =
-        cfg.DPO_METRICS_LISTEN === 'off'
-          ? undefined
-          : await startOpsServer({
-              ...cfg.DPO_METRICS_LISTEN,
-              daemon,
-              metrics,
-              staleAfterMs: Math.max(60_000, cfg.DPO_POLL_WAIT_MS * 3),
-            });
+      const { daemon } = composed;
+      const ops = await startDaemonOps(composed);
       if (ops) log.info({ url: ops.url }, 'health and metrics listening');
 
       let signals = 0;
@@ -112,7 +71,7 @@ export function registerRunCommand(program: Command): void {
 
       await daemon.start();
       const reason = await daemon.stopped;
-      await client.close().catch(() => client.destroy());
+      await closeClient(composed);
       await ops?.close();
       if (reason.kind === 'fatal') {
         const e = reason.error;

@@ -1,0 +1,92 @@
+/**
+ * The composition root: the one place that turns configuration into a daemon and its parts. `run`
+ * and `dev` both build through here, so a variable means the same in both and an option is wired
+ * once: the executors named by DPO_EXECUTORS (built-in modules or module paths, each reading its
+ * own variables from the same environment), the routing table, the control-plane client with its
+ * retry logging and request metrics, the daemon, and its health and metrics server.
+ *
+ * Nothing starts here. The caller starts the daemon (which starts the executors) and the health
+ * server when it is ready, and stops them; a caller that needs to prepare an executor first (`dev`
+ * seeds the local data plane) finds it in `registry.executors`.
+ */
+import { OperatorClient } from '../client/operator-client.ts';
+import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
+import type { DaemonConfig } from '../daemon/config.ts';
+import { Daemon, errorInfo } from '../daemon/daemon.ts';
+import { createMetrics, type Metrics } from '../daemon/metrics.ts';
+import { type OpsServer, startOpsServer } from '../daemon/ops-server.ts';
+import { buildRegistry, loadExecutors, type Registry } from '../daemon/registry.ts';
+import type { Env } from '../lib/config.ts';
+import type { Logger } from '../lib/logger.ts';
+
+export interface ComposedDaemon {
+  readonly config: Readonly<DaemonConfig>;
+  /** The enabled executors (not started yet) and which one takes each job type. */
+  readonly registry: Registry;
+  readonly client: OperatorClient;
+  readonly metrics: Metrics;
+  readonly daemon: Daemon;
+}
+
+/**
+ * Builds the daemon described by `config` (from `loadDaemonConfig(env)`); executors read their own
+ * variables from `env`. Throws a ConfigError naming the variable when an executor cannot be loaded
+ * or configured, or when the routing table is ambiguous.
+ */
+export async function composeDaemon(
+  config: Readonly<DaemonConfig>,
+  env: Env,
+  logger: Logger,
+): Promise<ComposedDaemon> {
+  const registry = buildRegistry(
+    await loadExecutors(config.DPO_EXECUTORS, BUILTIN_EXECUTORS, env),
+    config.DPO_ROUTES,
+  );
+  const metrics = createMetrics();
+  const client = new OperatorClient({
+    url: config.DPO_CONTROL_PLANE_URL,
+    token: config.token,
+    requestTimeoutMs: config.DPO_REQUEST_TIMEOUT_MS,
+    onRetry: (path, err, attempt, delay) => {
+      metrics.retries.inc({ path });
+      logger.debug({ path, attempt, delay_ms: delay, err: errorInfo(err) }, 'retrying control-plane request');
+    },
+    onRequest: (path, outcome, seconds) => metrics.requests.observe({ path, outcome }, seconds),
+  });
+  const daemon = new Daemon({
+    controlPlane: client,
+    registry,
+    executorId: config.executorId,
+    dataPlaneId: config.DPO_DATA_PLANE_ID,
+    concurrency: config.DPO_CONCURRENCY,
+    executorConcurrency: config.DPO_EXECUTOR_CONCURRENCY,
+    pollWaitMs: config.DPO_POLL_WAIT_MS,
+    progressIntervalMs: config.DPO_PROGRESS_INTERVAL_MS,
+    jobTimeoutMs: config.DPO_JOB_TIMEOUT_MS,
+    jobTimeoutsMs: config.DPO_JOB_TIMEOUTS_MS,
+    logger,
+    metrics,
+  });
+  return { config, registry, client, metrics, daemon };
+}
+
+/**
+ * Starts the health and metrics endpoint where DPO_METRICS_LISTEN says; undefined when it is `off`.
+ * `/healthz` fails once the last poll is older than three poll waits, and never sooner than a
+ * minute: a poll parks at the control plane for up to one wait.
+ */
+export async function startDaemonOps(c: ComposedDaemon): Promise<OpsServer | undefined> {
+  const listen = c.config.DPO_METRICS_LISTEN;
+  if (listen === 'off') return undefined;
+  return startOpsServer({
+    ...listen,
+    daemon: c.daemon,
+    metrics: c.metrics,
+    staleAfterMs: Math.max(60_000, c.config.DPO_POLL_WAIT_MS * 3),
+  });
+}
+
+/** Closes the control-plane client once the daemon has stopped (at once if a request hangs). */
+export async function closeClient(c: ComposedDaemon): Promise<void> {
+  await c.client.close().catch(() => c.client.destroy());
+}
