@@ -1,0 +1,165 @@
+/**
+ * The remote-run protocol (src/executor/remote-run.ts), driven directly with the executor test kit
+ * against an in-process remote service that journals what really happened.
+ */
+import { describe, expect, it } from 'vitest';
+import { JobAbort } from '../../src/executor/index.ts';
+import { createTestContext, testJob } from '../../src/executor/testing.ts';
+import { waitFor } from '../helpers.ts';
+import { MemoryRemote, memoryRemoteExecutor } from '../support/memory-remote.ts';
+
+const TYPE = 'datasets_truncate_table';
+const setup = () => {
+  const remote = new MemoryRemote();
+  return { remote, executor: memoryRemoteExecutor(remote, 'op-1') };
+};
+
+describe('submitting', () => {
+  it('checkpoints the intent before submitting and the handle right after, then returns the result', async () => {
+    const { remote, executor } = setup();
+    remote.pollsToFinish = 2;
+    const t = createTestContext({
+      onSaveCheckpoint: (cp) => {
+        // The intent is saved while nothing exists remotely; the handle once the run does.
+        expect(remote.runs.size).toBe(cp.run === undefined ? 0 : 1);
+      },
+    });
+    const result = await executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    expect(result).toEqual({ type: TYPE });
+    expect(t.checkpoints).toHaveLength(2);
+    expect(t.checkpoints[0]).not.toHaveProperty('run');
+    expect(t.checkpoints[1]).toMatchObject({ token: t.checkpoints[0]!.token, run: 'run-1' });
+    expect(remote.journal.filter((e) => e.op === 'create')).toHaveLength(1);
+  });
+
+  it('reattaches to the run a checkpoint names and never submits again', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const run = remote.create(`${job.id}-x`, job.id, 'previous-holder');
+    run.pollsToFinish = 2;
+    const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
+    await executor.execute(job, t.ctx);
+    expect(remote.journal.filter((e) => e.op.startsWith('create') && e.by === 'op-1')).toEqual([]);
+    expect(t.checkpoints).toEqual([]);
+  });
+
+  it('resolves an intent saved without a handle by submitting the same token again (idempotent)', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    // The previous holder died between StartRun and saving its handle.
+    const run = remote.create(`${job.id}-crash`, job.id, 'dead-holder');
+    run.pollsToFinish = 1;
+    const t = createTestContext({ checkpoint: { token: run.token, attempt: 1 } });
+    await executor.execute({ ...job, attempt: 2 }, t.ctx);
+    expect(remote.runs.size).toBe(1);
+    expect(remote.journal.map((e) => e.op)).toContain('create_dup');
+    expect(t.checkpoint).toMatchObject({ token: run.token, run: run.id });
+  });
+
+  it('submits anew when the run of an earlier attempt ended badly', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 }, { attempt: 2 });
+    const failed = remote.create(`${job.id}-a1`, job.id, 'holder-1');
+    failed.state = 'FAILED';
+    remote.pollsToFinish = 1;
+    const t = createTestContext({ checkpoint: { token: failed.token, attempt: 1, run: failed.id } });
+    await executor.execute(job, t.ctx);
+    expect(remote.runs.size).toBe(2);
+    expect(t.checkpoint).toMatchObject({ attempt: 2 });
+    expect(t.checkpoint?.token).not.toBe(failed.token);
+  });
+});
+
+describe('cancel and timeout are confirmed downstream', () => {
+  it('cancels the run and returns only once the service says it ended', async () => {
+    const { remote, executor } = setup();
+    remote.cancellingPolls = 5;
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => remote.runs.size === 1 && t.checkpoints.length === 2);
+    t.abort('cancel');
+    await expect(running).rejects.toMatchObject({ reason: 'cancel' });
+    expect([...remote.runs.values()][0]!.state).toBe('CANCELLED');
+  });
+
+  it('retries a refused (throttled) cancel with backoff instead of giving up', async () => {
+    const { remote, executor } = setup();
+    remote.refuseCancels = 3;
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    t.abort('timeout');
+    await expect(running).rejects.toBeInstanceOf(JobAbort);
+    expect(remote.journal.filter((e) => e.op === 'cancel_refused')).toHaveLength(3);
+    expect([...remote.runs.values()][0]!.state).toBe('CANCELLED');
+  });
+
+  it('keeps confirming while the service is unreachable, and lets go when the lease goes', async () => {
+    const { remote, executor } = setup();
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    remote.down = true;
+    t.abort('cancel');
+    await waitFor(() => t.lines.some((l) => l.msg.startsWith('could not confirm')));
+    let settled = false;
+    void running.catch(() => {
+      settled = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    t.abort('shutdown');
+    // The lease signal's reason: the runner releases the job (still pending_cancellation).
+    await expect(running).rejects.toMatchObject({ reason: 'shutdown' });
+    // Left for the next holder: the run was never stopped.
+    expect([...remote.runs.values()][0]!.state).toBe('RUNNING');
+  });
+
+  it('cancels the run a checkpoint names when the cancel arrives before the reattach polled it', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const run = remote.create(`${job.id}-x`, job.id, 'previous-holder');
+    const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
+    t.abort('cancel'); // a claim to cancel: the signal is aborted before execute starts
+    await expect(executor.execute(job, t.ctx)).rejects.toMatchObject({ reason: 'cancel' });
+    expect(run.state).toBe('CANCELLED');
+    expect(remote.journal.filter((e) => e.op === 'cancel')).toHaveLength(1);
+  });
+
+  it('asks nothing of a run that already ended when told to cancel it', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const run = remote.create(`${job.id}-x`, job.id, 'previous-holder');
+    run.state = 'SUCCEEDED';
+    const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
+    t.abort('cancel');
+    await expect(executor.execute(job, t.ctx)).rejects.toMatchObject({ reason: 'cancel' });
+    expect(remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
+  });
+
+  it('submits nothing for a fresh job cancelled before it started', async () => {
+    const { remote, executor } = setup();
+    const t = createTestContext();
+    t.abort('cancel');
+    await expect(executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx)).rejects.toMatchObject({
+      reason: 'cancel',
+    });
+    expect(remote.runs.size).toBe(0);
+    expect(t.checkpoints).toEqual([]);
+  });
+});
+
+describe('lost and shutdown leave the remote work alone', () => {
+  for (const reason of ['lost', 'shutdown'] as const) {
+    it(`on ${reason}: stops polling, never cancels`, async () => {
+      const { remote, executor } = setup();
+      const t = createTestContext();
+      const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+      await waitFor(() => t.checkpoints.length === 2);
+      t.abort(reason);
+      await expect(running).rejects.toMatchObject({ reason });
+      expect(remote.journal.filter((e) => e.op.startsWith('cancel'))).toEqual([]);
+      expect([...remote.runs.values()][0]!.state).toBe('RUNNING');
+    });
+  }
+});
