@@ -99,10 +99,8 @@ export class Daemon {
       ...common,
       executorId: options.executorId,
       flushLogs: (executions) => this.shipper.flush(executions),
-      acknowledged: (ex) => {
-        this.slots.drop(ex);
-        this.notifyIdle();
-      },
+      acknowledged: (ex) => this.slots.drop(ex),
+      idle: () => this.notifyIdle(),
       fatal: (err) => this.fatal(err),
     });
     this.dispatcher = new Dispatcher({

@@ -133,7 +133,8 @@ export class Dispatcher {
 
   /** The same job was claimed again while an older execution of it still runs: stop that one. */
   private supersede(previous: Execution | undefined): void {
-    if (!previous?.active) return;
+    // Already told it lost its lease (the same answer said so): nothing more to do.
+    if (!previous?.active || previous.signals.leaseSignal.aborted) return;
     this.c.metrics.leasesLost.inc();
     this.c.shipper.jobLog(previous).warn({}, 'claimed again: stopping the previous execution first');
     previous.signals.abort('lost');

@@ -30,6 +30,8 @@ export interface ReporterContext {
   acknowledged(ex: Execution): void;
   /** A refused token: the daemon must stop. */
   fatal(err: Error): void;
+  /** Nothing is left to report (a drain waits for it). */
+  idle(): void;
 }
 
 type Pending = { ex: Execution; entry: ReportEntry };
@@ -39,7 +41,6 @@ export class Reporter {
   private inFlight = false;
   private scheduled = false;
   private readonly c: ReporterContext;
-  private idleWaiters: Array<() => void> = [];
 
   constructor(context: ReporterContext) {
     this.c = context;
@@ -48,12 +49,6 @@ export class Reporter {
   /** Nothing queued and nothing in flight. */
   get idle(): boolean {
     return this.queue.length === 0 && !this.inFlight && !this.scheduled;
-  }
-
-  /** Resolves when the reporter is next idle. */
-  whenIdle(): Promise<void> {
-    if (this.idle) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   enqueue(ex: Execution, outcome: Exclude<Outcome, { kind: 'forget' }>): void {
@@ -85,7 +80,7 @@ export class Reporter {
         .finally(() => {
           this.inFlight = false;
           if (this.queue.length > 0 && !this.c.stopSignal.aborted) this.schedule();
-          else if (this.idle) for (const w of this.idleWaiters.splice(0)) w();
+          else if (this.idle) this.c.idle();
         });
     });
   }

@@ -53,6 +53,8 @@ export class Execution {
 
 export class Slots {
   private readonly held = new Map<string, Execution>();
+  /** By job id: the execution occupying a slot for it, held or not (at most one: see `hold`). */
+  private readonly working = new Map<string, Execution>();
   private readonly busy = new Map<string, number>();
   private busyTotal = 0;
   private readonly limits: ReadonlyMap<string, number>;
@@ -101,9 +103,10 @@ export class Slots {
    * and starts `ex` only once it settled.
    */
   hold(ex: Execution, occupy: boolean): Execution | undefined {
-    const previous = this.held.get(ex.job.id);
+    const previous = this.working.get(ex.job.id) ?? this.held.get(ex.job.id);
     this.held.set(ex.job.id, ex);
     if (occupy) {
+      this.working.set(ex.job.id, ex);
       this.busy.set(ex.executor.name, (this.busy.get(ex.executor.name) ?? 0) + 1);
       this.busyTotal++;
       this.metrics.inFlight.inc({ executor: ex.executor.name });
@@ -120,6 +123,7 @@ export class Slots {
 
   /** The executor returned: its slot is free. */
   vacate(ex: Execution): void {
+    if (this.working.get(ex.job.id) === ex) this.working.delete(ex.job.id);
     this.busy.set(ex.executor.name, (this.busy.get(ex.executor.name) ?? 1) - 1);
     this.busyTotal--;
     this.metrics.inFlight.dec({ executor: ex.executor.name });

@@ -25,6 +25,8 @@ export async function startTestDaemon(
   overrides: Partial<DaemonOptions> & {
     executors?: Executor[];
     controlPlane?: ControlPlane;
+    /** Wraps the control-plane link (a partition, a fault injector). */
+    wrapControlPlane?: (inner: ControlPlane) => ControlPlane;
     dir?: string;
   } = {},
 ): Promise<TestDaemon> {
@@ -38,8 +40,10 @@ export async function startTestDaemon(
     onRequest: (path, outcome, seconds) => metrics.requests.observe({ path, outcome }, seconds),
   });
   const executors = overrides.executors ?? [createTestExecutor(dir)];
+  const { wrapControlPlane, executors: _executors, dir: _dir, ...options } = overrides;
+  const link = overrides.controlPlane ?? client;
+  const controlPlane = wrapControlPlane ? wrapControlPlane(link) : link;
   const daemon = new Daemon({
-    controlPlane: overrides.controlPlane ?? client,
     registry: buildRegistry(executors, {}),
     executorId: `test-daemon-${Math.random().toString(36).slice(2, 8)}`,
     dataPlaneId: cp.dataPlaneId,
@@ -49,7 +53,8 @@ export async function startTestDaemon(
     jobTimeoutMs: 60_000,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     metrics,
-    ...overrides,
+    ...options,
+    controlPlane,
   });
   await daemon.start();
   return {
