@@ -58,7 +58,10 @@ function maxOverlap(log: Recorded[], jobId: string): number {
     .sort((a, b) => a.t - b.t || a.d - b.d);
   let now = 0;
   let max = 0;
-  for (const e of edges) max = Math.max(max, (now += e.d));
+  for (const e of edges) {
+    now += e.d;
+    max = Math.max(max, now);
+  }
   return max;
 }
 

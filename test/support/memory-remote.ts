@@ -21,7 +21,13 @@ export interface Run {
   cancellingPolls: number;
 }
 
-export type JournalEntry = { at: number; op: 'create' | 'create_dup' | 'poll' | 'cancel' | 'cancel_refused'; run: string; by: string; state?: RunState };
+export type JournalEntry = {
+  at: number;
+  op: 'create' | 'create_dup' | 'poll' | 'cancel' | 'cancel_refused';
+  run: string;
+  by: string;
+  state?: RunState;
+};
 
 export class MemoryRemote {
   readonly runs = new Map<string, Run>();
@@ -37,7 +43,8 @@ export class MemoryRemote {
   private seq = 0;
 
   private check(): void {
-    if (this.down) throw new JobError('REMOTE_UNAVAILABLE', 'remote service unavailable', { retryable: true });
+    if (this.down)
+      throw new JobError('REMOTE_UNAVAILABLE', 'remote service unavailable', { retryable: true });
   }
 
   create(token: string, jobId: string, by: string): Run {
@@ -122,7 +129,11 @@ export function memoryRemoteExecutor(remote: MemoryRemote, by: string): Executor
             return remote.poll(id, by);
           },
           phase: (run) =>
-            run.state === 'SUCCEEDED' ? 'succeeded' : run.state === 'RUNNING' || run.state === 'CANCELLING' ? 'active' : 'ended',
+            run.state === 'SUCCEEDED'
+              ? 'succeeded'
+              : run.state === 'RUNNING' || run.state === 'CANCELLING'
+                ? 'active'
+                : 'ended',
           result: async () => ({ type: 'datasets_truncate_table' }),
           failure: async (id, run) =>
             new JobError('REMOTE_FAILED', `run ${id} ended ${run.state}`, { retryable: false }),
