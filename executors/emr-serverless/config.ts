@@ -44,7 +44,11 @@ export const EmrServerlessEnv = z.object({
       }
     })
     .default({}),
-  /** Longest a job run may take (also sent to EMR as executionTimeoutMinutes); past it: TIMEOUT. */
+  /**
+   * Longest one job run may take, counted from its creation; past it the run is cancelled and the job
+   * fails TIMEOUT. EMR's executionTimeoutMinutes is the time left until the job's deadline (the
+   * daemon's DPO_JOB_TIMEOUT_MS, counted from the job's first start), within this cap.
+   */
   DPO_EMR_TIMEOUT_MS: envInt(60_000, 7 * 86_400_000).default(4 * 3_600_000),
   /** Per-type overrides: `type=ms,…`. */
   DPO_EMR_TIMEOUTS_MS: envPairs(envInt(1, 7 * 86_400_000)).default({}),
@@ -53,7 +57,11 @@ export const EmrServerlessEnv = z.object({
   DPO_EMR_POLL_MAX_MS: envInt(10, 600_000).default(30_000),
   /** CancelJobRun's shutdownGracePeriodInSeconds. */
   DPO_EMR_CANCEL_GRACE_SECONDS: envInt(0, 3_600).default(120),
-  /** After CancelJobRun, how long to wait for CANCELLED before giving up (the job stays cancelling). */
+  /**
+   * While a cancel (or timeout) is confirmed: ask CancelJobRun again when the run has not ended after
+   * this long. The confirmation itself never gives up while the lease is held (failed calls are
+   * retried with backoff); the job is reported cancelled only once EMR says the run ended.
+   */
   DPO_EMR_CANCEL_WAIT_MS: envInt(100, 3_600_000).default(600_000),
   /** One AWS API call, including the SDK's own retries. */
   DPO_EMR_REQUEST_TIMEOUT_MS: envInt(100, 300_000).default(30_000),

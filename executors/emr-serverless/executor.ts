@@ -1,18 +1,28 @@
 /**
  * The Spark executor on EMR Serverless: submit once, reattach after a crash, cancel for real, read
- * back a typed result.
+ * back a typed result. The protocol (intent before submission, reattach, polling, cancel and its
+ * confirmation) is the shared remote-run one (src/executor/remote-run.ts); this file says what an
+ * EMR job run is to it.
  *
  * Submission. A submission is `{nonce, submission}`: the nonce is drawn once per fresh start (no
  * checkpoint), the number counts submissions of that start (a retry after a failed run is the next
  * number). The clientToken `dpo-<job id>-<nonce>-<n>` is a pure function of the job and that record,
  * and the record is checkpointed BEFORE StartJobRun; the run id right after. So a crash before the
  * first save means no run was asked for; a crash between the saves repeats StartJobRun with the same
- * token, which EMR answers with the existing run; a crash after reattaches by run id. A `reschedule`
- * clears the checkpoint, draws a new nonce and so really starts again (a token derived from the job
- * id alone would hand back the old run within EMR's idempotency window).
+ * token, which EMR answers with the existing run (no lookup by intent is needed); a crash after
+ * reattaches by run id. A `reschedule` clears the checkpoint, draws a new nonce and so really starts
+ * again (a token derived from the job id alone would hand back the old run within EMR's idempotency
+ * window).
+ *
+ * Time. The run's executionTimeoutMinutes is the time left until the job's deadline (`ctx.deadline`,
+ * counted from the job's first start), at least a minute, and at most DPO_EMR_TIMEOUT_MS(S): that cap
+ * still holds per run, counted from the run's creation; past it the run is stopped as for a timeout
+ * and the job fails `TIMEOUT`.
  *
  * Abort reasons (src/executor): `cancel` and `timeout` cancel the run (CancelJobRun with a grace
- * period) and return only once EMR says CANCELLED; `lost` and `shutdown` leave the run alone.
+ * period) and return only once EMR says the run ended; CancelJobRun is asked again when the run has
+ * not ended after DPO_EMR_CANCEL_WAIT_MS, and a confirmation that fails (throttling, the network) is
+ * retried with backoff for as long as the lease is held. `lost` and `shutdown` leave the run alone.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -25,17 +35,27 @@ import {
 } from '@aws-sdk/client-emr-serverless';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import type { DatasetsSampleInput } from '../../src/catalogue/datasets.ts';
+import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.ts';
+import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
+import type { BillingInput } from '../../src/catalogue/system.ts';
+import type { Checkpoint } from '../../src/contract/index.ts';
+import { awsClientOptions, awsError, callSignal } from '../../src/executor/aws.ts';
 import {
-  abortReasonOf,
   type ExecuteContext,
   type Executor,
+  JobAbort,
   JobError,
   type JobHandle,
+  type JobHandlers,
+  runHandler,
 } from '../../src/executor/index.ts';
-import { backoffDelay, sleep } from '../../src/lib/retry.ts';
+import { type RemotePhase, type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
 import type { EmrConfig } from './config.ts';
-import { EMR_JOB_TYPES } from './job-types.ts';
 import { buildSpec, type JobSpec, RunnerError } from './spec.ts';
+
+// Moved to src/executor/aws.ts (every AWS executor classifies SDK errors the same way).
+export { awsError } from '../../src/executor/aws.ts';
 
 /** What the executor checkpoints (the control plane keeps it across claims and retries). */
 export const EmrCheckpoint = z.object({
@@ -50,8 +70,35 @@ export function clientToken(jobId: string, nonce: string, submission: number): s
   return `dpo-${jobId}-${nonce}-${submission}`;
 }
 
+/** A submission before EMR has answered: its clientToken is a function of the job and of this. */
+interface Submission {
+  readonly nonce: string;
+  readonly submission: number;
+  /** The attempt that made (or last resumed) the submission. */
+  readonly attempt: number;
+}
+
+/** A job run, with the submission it belongs to (which says where its spec and result are). */
+interface RunHandle {
+  readonly jobRunId: string;
+  readonly nonce: string;
+  readonly submission: number;
+}
+
+/** One GetJobRun, and the run's dashboard link once asked for. */
+interface RunStatus {
+  readonly run: JobRun;
+  readonly state: string;
+  readonly dashboardUrl: string | undefined;
+}
+
 const ACTIVE = new Set(['SUBMITTED', 'PENDING', 'SCHEDULED', 'QUEUED', 'RUNNING', 'CANCELLING']);
-const ENDED = new Set(['SUCCESS', 'FAILED', 'CANCELLED']);
+
+function phaseOf(state: string): RemotePhase {
+  if (state === 'SUCCESS') return 'succeeded';
+  if (state === 'FAILED' || state === 'CANCELLED') return 'ended';
+  return 'active';
+}
 
 /** EMR's stateDetails of a FAILED run, classified: capacity and service trouble are worth a retry. */
 export function classifyStateDetails(details: string): { code: string; retryable: boolean } {
@@ -65,57 +112,27 @@ export function classifyStateDetails(details: string): { code: string; retryable
   return { code: 'EMR_JOB_FAILED', retryable: false };
 }
 
-/** An AWS SDK error as a JobError with a retry decision and a message a user can act on. */
-export function awsError(err: unknown, what: string): JobError {
-  const e = err as {
-    name?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-    $retryable?: unknown;
-  };
-  const name = e.name ?? 'Error';
-  const status = e.$metadata?.httpStatusCode;
-  const message = `${what}: ${name}${e.message ? `: ${e.message}` : ''}`;
-  if (
-    /ExpiredToken|InvalidClientTokenId|UnrecognizedClient|InvalidSignature|SignatureDoesNotMatch|CredentialsProviderError|TokenRefreshRequired|InvalidAccessKeyId/.test(
-      name,
-    )
-  ) {
-    return new JobError(
-      'AWS_CREDENTIALS',
-      `${message} — the AWS credentials are missing, expired or rejected; check the default credential chain (IRSA role, AWS_PROFILE)`,
-      { retryable: false, cause: err },
-    );
-  }
-  if (/AccessDenied/.test(name) || status === 403) {
-    return new JobError(
-      'AWS_ACCESS_DENIED',
-      `${message} — the operator's role lacks a permission (README: IAM policy)`,
-      {
-        retryable: false,
-        cause: err,
-      },
-    );
-  }
-  if (
-    /Throttl|TooManyRequests|ServiceUnavailable|InternalServer|RequestTimeout|TimeoutError|SlowDown/.test(
-      name,
-    ) ||
-    (status !== undefined && (status >= 500 || status === 429)) ||
-    status === undefined
-  ) {
-    return new JobError('AWS_UNAVAILABLE', `${message} (after the SDK's bounded retries)`, {
-      retryable: true,
-      cause: err,
-    });
-  }
-  return new JobError('AWS_REQUEST_REJECTED', message, { retryable: false, cause: err });
-}
-
 export class EmrServerlessExecutor implements Executor {
   readonly name = 'emr-serverless';
-  readonly jobTypes = EMR_JOB_TYPES;
   readonly config: EmrConfig;
+  /**
+   * One handler per job type: each runs its type's Spark job (the spec carries the type, its input
+   * and the plan compiled for it).
+   */
+  readonly handlers = {
+    forecast: (job: JobHandle<ForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
+    'forecast-internal': (job: JobHandle<ForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
+    costs: (job: JobHandle<CostsInput>, ctx: ExecuteContext) => this.spark(job, ctx),
+    'nql-forecast': (job: JobHandle<NqlForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
+    'materialize-view': (job: JobHandle<MaterializeViewInput>, ctx: ExecuteContext) => this.spark(job, ctx),
+    materialized_views_collect_access_rules_billing_data: (
+      job: JobHandle<BillingInput>,
+      ctx: ExecuteContext,
+    ) => this.spark(job, ctx),
+    datasets_sample: (job: JobHandle<z.infer<typeof DatasetsSampleInput>>, ctx: ExecuteContext) =>
+      this.spark(job, ctx),
+  } satisfies JobHandlers;
+  readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   private emr: EMRServerlessClient | undefined;
   private s3: S3Client | undefined;
 
@@ -125,19 +142,10 @@ export class EmrServerlessExecutor implements Executor {
 
   async start(): Promise<void> {
     const c = this.config;
-    const common = {
-      region: c.region,
-      maxAttempts: c.maxAttempts,
-      retryMode: 'standard' as const,
-      requestHandler: { connectionTimeout: 5_000, requestTimeout: c.requestTimeoutMs },
-    };
-    this.emr ??= new EMRServerlessClient({
-      ...common,
-      ...(c.emrEndpoint ? { endpoint: c.emrEndpoint } : {}),
-    });
+    const common = { region: c.region, maxAttempts: c.maxAttempts, requestTimeoutMs: c.requestTimeoutMs };
+    this.emr ??= new EMRServerlessClient(awsClientOptions({ ...common, endpoint: c.emrEndpoint }));
     this.s3 ??= new S3Client({
-      ...common,
-      ...(c.s3Endpoint ? { endpoint: c.s3Endpoint } : {}),
+      ...awsClientOptions({ ...common, endpoint: c.s3Endpoint }),
       forcePathStyle: c.forcePathStyle,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -151,65 +159,170 @@ export class EmrServerlessExecutor implements Executor {
     this.s3 = undefined;
   }
 
-  async execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
-    await this.start();
-    const cp = ctx.checkpoint ? EmrCheckpoint.safeParse(ctx.checkpoint) : undefined;
-    if (cp && !cp.success) ctx.log.warn('ignoring a checkpoint this executor did not write');
-    let record = cp?.success ? cp.data : undefined;
+  execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+    return runHandler(this.handlers, job, ctx);
+  }
 
-    let runId: string | undefined;
+  /** Runs (or reattaches to) the job's EMR job run until it ends, on the remote-run protocol. */
+  private async spark(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+    await this.start();
+    const c = this.config;
+    const capMs = c.timeoutsMs[job.type] ?? c.timeoutMs;
+    // The EMR cap (DPO_EMR_TIMEOUT_MS): a run older than it is stopped as at the job's deadline.
+    const overCap = new AbortController();
+    const inner: ExecuteContext = { ...ctx, signal: AbortSignal.any([ctx.signal, overCap.signal]) };
+    const tracked: { runId?: string } = {};
     try {
-      if (record?.job_run_id) {
-        const run = await this.getRun(record.job_run_id, ctx.signal);
-        if (run.state && ['FAILED', 'CANCELLED'].includes(run.state) && record.attempt < job.attempt) {
-          // The previous attempt's run failed: this attempt is the next submission.
-          ctx.log.info('previous job run ended; submitting again', {
-            job_run_id: record.job_run_id,
-            state: run.state,
-          });
-          record = { nonce: record.nonce, submission: record.submission + 1, attempt: job.attempt };
-        } else {
-          ctx.log.info('reattaching to the job run', { job_run_id: record.job_run_id, state: run.state });
-          runId = record.job_run_id;
-        }
-      }
-      if (runId === undefined) {
-        const fresh = record ?? {
-          nonce: randomBytes(4).toString('hex'),
-          submission: 1,
-          attempt: job.attempt,
-        };
-        record = { ...fresh, attempt: job.attempt };
-        runId = await this.submit(job, ctx, record);
-        record = { ...record, job_run_id: runId };
-      }
-      return await this.track(job, ctx, runId, record as EmrCheckpoint);
+      return await runRemote(job, inner, this.ops(job, inner, capMs, overCap, tracked), {
+        pollMinMs: c.pollMinMs,
+        pollMaxMs: c.pollMaxMs,
+        recancelAfterMs: c.cancelWaitMs,
+      });
     } catch (err) {
-      const reason = abortReasonOf(ctx.signal);
-      if ((reason === 'cancel' || reason === 'timeout') && runId !== undefined) {
-        await this.cancelAndWait(runId, ctx);
+      // Stopped and confirmed for the cap, not for anything the runner decided: a TIMEOUT failure.
+      if (overCap.signal.aborted && !ctx.signal.aborted) {
+        throw new JobError(
+          'TIMEOUT',
+          `the EMR job run ${tracked.runId} exceeded the ${capMs} ms timeout of ${job.type} and was cancelled`,
+          { retryable: false },
+        );
       }
-      if (reason !== undefined) throw ctx.signal.reason;
       throw err;
     }
   }
 
-  /** Writes the spec, checkpoints, starts the run (idempotently), checkpoints the run id. */
-  private async submit(job: JobHandle, ctx: ExecuteContext, record: EmrCheckpoint): Promise<string> {
+  private ops(
+    job: JobHandle,
+    ctx: ExecuteContext,
+    capMs: number,
+    overCap: AbortController,
+    tracked: { runId?: string },
+  ): RemoteRunOps<Submission, RunHandle, RunStatus> {
     const c = this.config;
-    const spec = this.spec(job, record);
+    /** The dashboard link is asked once per run ('' when there is none or the call failed). */
+    let dashboard: { runId: string; url: string } | undefined;
+    /** When this holder first saw the run (the cap's start when EMR gives no createdAt). */
+    let seen: { runId: string; at: number } | undefined;
+    return {
+      what: 'EMR job run',
+      read(checkpoint) {
+        const cp = EmrCheckpoint.safeParse(checkpoint);
+        if (!cp.success) return undefined;
+        const { nonce, submission, attempt, job_run_id } = cp.data;
+        return {
+          intent: { nonce, submission, attempt },
+          handle: job_run_id === undefined ? undefined : { jobRunId: job_run_id, nonce, submission },
+        };
+      },
+      write(intent, handle): Checkpoint {
+        const cp: EmrCheckpoint = {
+          nonce: intent.nonce,
+          submission: intent.submission,
+          attempt: intent.attempt,
+          ...(handle ? { job_run_id: handle.jobRunId } : {}),
+        };
+        return cp;
+      },
+      newIntent(attempt, previous) {
+        return previous
+          ? { nonce: previous.nonce, submission: previous.submission + 1, attempt }
+          : { nonce: randomBytes(4).toString('hex'), submission: 1, attempt };
+      },
+      submit: async (intent, signal) => {
+        const jobRunId = await this.startRun(job, intent, ctx, capMs, signal);
+        ctx.log.info('job run started', { job_run_id: jobRunId, submission: intent.submission });
+        return { jobRunId, nonce: intent.nonce, submission: intent.submission };
+      },
+      poll: async (handle, signal) => {
+        const run = await this.getRun(handle.jobRunId, signal);
+        const state = run.state ?? 'UNKNOWN';
+        if (state === 'RUNNING' && dashboard?.runId !== handle.jobRunId) {
+          dashboard = { runId: handle.jobRunId, url: (await this.dashboard(handle.jobRunId, signal)) ?? '' };
+        }
+        const url = dashboard?.runId === handle.jobRunId && dashboard.url ? dashboard.url : undefined;
+        return { run, state, dashboardUrl: url };
+      },
+      phase: (status) => phaseOf(status.state),
+      onStatus(handle, { run, state, dashboardUrl }) {
+        tracked.runId = handle.jobRunId;
+        ctx.progress({
+          message: `EMR ${state}${run.stateDetails ? `: ${run.stateDetails}` : ''}`,
+          emr_state: state,
+          job_run_id: handle.jobRunId,
+          ...(dashboardUrl ? { dashboard_url: dashboardUrl } : {}),
+          ...(run.billedResourceUtilization
+            ? { billed_resource_utilization: run.billedResourceUtilization }
+            : {}),
+        });
+        if (phaseOf(state) !== 'active') return;
+        if (!ACTIVE.has(state)) ctx.log.warn('unknown job run state', { state });
+        if (seen?.runId !== handle.jobRunId) seen = { runId: handle.jobRunId, at: Date.now() };
+        const started = run.createdAt instanceof Date ? run.createdAt.getTime() : seen.at;
+        if (Date.now() - started > capMs && !overCap.signal.aborted) {
+          ctx.log.warn('job run exceeded its execution timeout; cancelling it', {
+            job_run_id: handle.jobRunId,
+            timeout_ms: capMs,
+          });
+          overCap.abort(new JobAbort('timeout'));
+        }
+      },
+      result: (handle, _status, signal) => this.readResult(this.spec(job, handle).output.result, signal),
+      failure: async (handle, { run, state }, signal) => {
+        if (state === 'CANCELLED') {
+          return new JobError(
+            'EMR_CANCELLED',
+            `job run ${handle.jobRunId} was cancelled outside the operator`,
+            { retryable: false },
+          );
+        }
+        return this.failureOf(run, this.spec(job, handle).output.error, signal);
+      },
+      cancel: async (handle, signal) => {
+        try {
+          await (this.emr as EMRServerlessClient).send(
+            new CancelJobRunCommand({
+              applicationId: c.applicationId,
+              jobRunId: handle.jobRunId,
+              shutdownGracePeriodInSeconds: c.cancelGraceSeconds,
+            }),
+            { abortSignal: callSignal(signal, c.requestTimeoutMs) },
+          );
+        } catch (err) {
+          if (signal.aborted) throw err;
+          throw awsError(err, `CancelJobRun ${handle.jobRunId}`);
+        }
+        ctx.log.info('job run cancel requested', {
+          job_run_id: handle.jobRunId,
+          grace_seconds: c.cancelGraceSeconds,
+        });
+      },
+    };
+  }
+
+  /**
+   * Writes the spec, then StartJobRun with the submission's clientToken (idempotent: the same
+   * submission twice is the same run). `signal` is the lease's: once asked for, the run id is needed
+   * even when a cancel arrives meanwhile, so the run can be cancelled rather than orphaned.
+   */
+  private async startRun(
+    job: JobHandle,
+    intent: Submission,
+    ctx: ExecuteContext,
+    capMs: number,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const c = this.config;
+    const spec = this.spec(job, intent);
     const specKey = spec.output.result.replace(`s3://${c.bucket}/`, '').replace(/result\.json$/, 'spec.json');
-    await this.put(specKey, JSON.stringify(spec), ctx.signal);
-    await ctx.saveCheckpoint({ nonce: record.nonce, submission: record.submission, attempt: record.attempt });
-    const timeoutMs = c.timeoutsMs[job.type] ?? c.timeoutMs;
+    await this.put(specKey, JSON.stringify(spec), signal);
+    // The time left until the job's deadline, within the EMR cap; EMR wants whole minutes, at least 1.
+    const timeoutMs = Math.min(ctx.deadline - Date.now(), capMs);
     let out: { jobRunId?: string | undefined };
     try {
-      // Not the job's signal: once asked for, the answer (the run id) is needed even when a cancel
-      // arrives meanwhile, so the run can be cancelled rather than orphaned.
       out = await (this.emr as EMRServerlessClient).send(
         new StartJobRunCommand({
           applicationId: c.applicationId,
-          clientToken: clientToken(job.id, record.nonce, record.submission),
+          clientToken: clientToken(job.id, intent.nonce, intent.submission),
           executionRoleArn: c.executionRoleArn,
           name: `dpo-${job.type}-${job.id.slice(0, 8)}`,
           executionTimeoutMinutes: Math.max(1, Math.ceil(timeoutMs / 60_000)),
@@ -231,95 +344,39 @@ export class EmrServerlessExecutor implements Executor {
             dpo_job_id: job.id,
             dpo_job_type: job.type,
             dpo_company_id: String(job.companyId),
-            dpo_submission: String(record.submission),
+            dpo_submission: String(intent.submission),
           },
         }),
-        { abortSignal: AbortSignal.timeout(c.requestTimeoutMs) },
+        { abortSignal: callSignal(signal, c.requestTimeoutMs) },
       );
     } catch (err) {
+      if (signal.aborted) throw err;
       throw awsError(err, 'StartJobRun');
     }
-    const runId = out.jobRunId;
-    if (!runId)
+    if (!out.jobRunId) {
       throw new JobError('AWS_REQUEST_REJECTED', 'StartJobRun answered without a jobRunId', {
         retryable: true,
       });
-    await ctx.saveCheckpoint({ ...record, job_run_id: runId });
-    ctx.log.info('job run started', { job_run_id: runId, submission: record.submission });
-    return runId; // a cancel that arrived meanwhile surfaces at the first poll, with the run id known
+    }
+    return out.jobRunId;
   }
 
-  private spec(job: JobHandle, record: EmrCheckpoint): JobSpec {
+  private spec(job: JobHandle, submission: { nonce: string; submission: number }): JobSpec {
     const c = this.config;
     return buildSpec(job, {
       bucket: c.bucket,
       prefix: c.prefix,
-      nonce: record.nonce,
-      submission: record.submission,
+      nonce: submission.nonce,
+      submission: submission.submission,
       maxResultRows: c.maxResultRows,
     });
-  }
-
-  /** Polls the run with growing, jittered intervals until it ends; then its result or its failure. */
-  private async track(
-    job: JobHandle,
-    ctx: ExecuteContext,
-    runId: string,
-    record: EmrCheckpoint,
-  ): Promise<unknown> {
-    const c = this.config;
-    const spec = this.spec(job, record);
-    const timeoutMs = c.timeoutsMs[job.type] ?? c.timeoutMs;
-    const localStart = Date.now();
-    let dashboard: string | undefined;
-    for (let poll = 0; ; poll++) {
-      const run = await this.getRun(runId, ctx.signal);
-      const state = run.state ?? 'UNKNOWN';
-      // Asked once: a run without a dashboard (or a refused call) is not asked again every poll.
-      if (state === 'RUNNING' && dashboard === undefined) {
-        dashboard = (await this.dashboard(runId, ctx.signal)) ?? '';
-      }
-      ctx.progress({
-        message: `EMR ${state}${run.stateDetails ? `: ${run.stateDetails}` : ''}`,
-        emr_state: state,
-        job_run_id: runId,
-        ...(dashboard ? { dashboard_url: dashboard } : {}),
-        ...(run.billedResourceUtilization
-          ? { billed_resource_utilization: run.billedResourceUtilization }
-          : {}),
-      });
-      if (state === 'SUCCESS') return this.readResult(spec.output.result, ctx.signal);
-      if (state === 'FAILED') throw await this.failureOf(run, spec.output.error, ctx.signal);
-      if (state === 'CANCELLED') {
-        throw new JobError('EMR_CANCELLED', `job run ${runId} was cancelled outside the operator`, {
-          retryable: false,
-        });
-      }
-      const started = run.createdAt instanceof Date ? run.createdAt.getTime() : localStart;
-      if (Date.now() - started > timeoutMs) {
-        ctx.log.warn('job run exceeded its execution timeout; cancelling it', {
-          job_run_id: runId,
-          timeout_ms: timeoutMs,
-        });
-        await this.cancelAndWait(runId, ctx);
-        throw new JobError(
-          'TIMEOUT',
-          `the EMR job run ${runId} exceeded the ${timeoutMs} ms timeout of ${job.type} and was cancelled`,
-          {
-            retryable: false,
-          },
-        );
-      }
-      if (!ACTIVE.has(state)) ctx.log.warn('unknown job run state', { state });
-      await sleep(c.pollMinMs + backoffDelay(poll, c.pollMinMs, c.pollMaxMs - c.pollMinMs), ctx.signal);
-    }
   }
 
   private async getRun(runId: string, signal: AbortSignal): Promise<JobRun> {
     try {
       const out = await (this.emr as EMRServerlessClient).send(
         new GetJobRunCommand({ applicationId: this.config.applicationId, jobRunId: runId }),
-        { abortSignal: this.deadline(signal) },
+        { abortSignal: callSignal(signal, this.config.requestTimeoutMs) },
       );
       if (!out.jobRun)
         throw new JobError('AWS_REQUEST_REJECTED', 'GetJobRun answered without a jobRun', {
@@ -336,52 +393,13 @@ export class EmrServerlessExecutor implements Executor {
     try {
       const out = await (this.emr as EMRServerlessClient).send(
         new GetDashboardForJobRunCommand({ applicationId: this.config.applicationId, jobRunId: runId }),
-        { abortSignal: this.deadline(signal) },
+        { abortSignal: callSignal(signal, this.config.requestTimeoutMs) },
       );
       return out.url;
     } catch (err) {
       if (signal.aborted) throw err;
       return undefined; // a link for humans: its absence fails nothing
     }
-  }
-
-  /**
-   * CancelJobRun, then wait (bounded by DPO_EMR_CANCEL_WAIT_MS) until EMR says the run ended. Uses
-   * its own deadline: the job's signal is already aborted when this runs.
-   */
-  private async cancelAndWait(runId: string, ctx: ExecuteContext): Promise<void> {
-    const c = this.config;
-    const deadline = AbortSignal.timeout(c.cancelWaitMs);
-    try {
-      const before = await this.getRun(runId, deadline);
-      if (before.state && ENDED.has(before.state)) return; // nothing left to stop
-      await (this.emr as EMRServerlessClient).send(
-        new CancelJobRunCommand({
-          applicationId: c.applicationId,
-          jobRunId: runId,
-          shutdownGracePeriodInSeconds: c.cancelGraceSeconds,
-        }),
-        { abortSignal: this.deadline(deadline) },
-      );
-      ctx.log.info('job run cancel requested', { job_run_id: runId, grace_seconds: c.cancelGraceSeconds });
-      for (let poll = 0; ; poll++) {
-        const run = await this.getRun(runId, deadline);
-        if (run.state && ENDED.has(run.state)) {
-          ctx.log.info('job run ended after cancel', { job_run_id: runId, state: run.state });
-          return;
-        }
-        await sleep(c.pollMinMs + backoffDelay(poll, c.pollMinMs, c.pollMaxMs - c.pollMinMs), deadline);
-      }
-    } catch (err) {
-      ctx.log.error('could not confirm that the job run stopped', {
-        job_run_id: runId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-
-  private deadline(signal: AbortSignal): AbortSignal {
-    return AbortSignal.any([signal, AbortSignal.timeout(this.config.requestTimeoutMs)]);
   }
 
   private async put(key: string, body: string, signal: AbortSignal): Promise<void> {
@@ -393,7 +411,7 @@ export class EmrServerlessExecutor implements Executor {
           Body: body,
           ContentType: 'application/json',
         }),
-        { abortSignal: this.deadline(signal) },
+        { abortSignal: callSignal(signal, this.config.requestTimeoutMs) },
       );
     } catch (err) {
       if (signal.aborted) throw err;
@@ -407,9 +425,7 @@ export class EmrServerlessExecutor implements Executor {
     try {
       const out = await (this.s3 as S3Client).send(
         new GetObjectCommand({ Bucket: this.config.bucket, Key: key }),
-        {
-          abortSignal: this.deadline(signal),
-        },
+        { abortSignal: callSignal(signal, this.config.requestTimeoutMs) },
       );
       return await out.Body?.transformToString();
     } catch (err) {

@@ -1,12 +1,14 @@
 /** The `emr-serverless` executor module: Spark jobs on an EMR Serverless application. */
+import { jobTypesFor } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
 import { EMR_SECRET_VARS, EmrServerlessEnv, loadEmrConfig } from './config.ts';
-import { EMR_JOB_TYPES } from './job-types.ts';
 
 export const emrServerlessModule: ExecutorModule = {
   name: 'emr-serverless',
   description: 'Spark on an EMR Serverless application; specs, results and logs in S3',
-  jobTypes: EMR_JOB_TYPES,
+  // The routing table's (DESIGN §2), read without loading the SDKs; the instances' handlers match it
+  // (test/executors-routing.test.ts).
+  jobTypes: jobTypesFor('emr-serverless'),
   env: EmrServerlessEnv,
   secretVars: EMR_SECRET_VARS,
   // The AWS SDK loads only when the executor is enabled.

@@ -4,23 +4,77 @@
  * the query that is running. Nothing here is remote, so there is no checkpoint to reattach to: a job
  * re-delivered after a crash runs again, and the writes are idempotent per job (and per chunk).
  */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { z } from 'zod';
+import type {
+  DatasetsCreateTableInput,
+  DatasetsDeleteTableInput,
+  DatasetsExecuteDmlInput,
+  DatasetsSampleInput,
+  DatasetsTruncateTableInput,
+} from '../../src/catalogue/datasets.ts';
 import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.ts';
-import type { MaterializeViewInput } from '../../src/catalogue/materialization.ts';
-import type { ExecuteContext, Executor, JobHandle } from '../../src/executor/index.ts';
+import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
+import type { BillingInput } from '../../src/catalogue/system.ts';
+import {
+  type ExecuteContext,
+  type Executor,
+  type JobHandle,
+  type JobHandlers,
+  runHandler,
+} from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
 import { createTable, deleteTable, executeDml, sample, truncateTable } from './datasets.ts';
 import { estimate } from './forecast.ts';
-import { LOCAL_JOB_TYPES } from './job-types.ts';
 import { materializeView } from './materialize.ts';
 import { billing, nqlForecast } from './query.ts';
 import { calculateColumnStats, type StatsInput } from './stats.ts';
 import { seedDemoData } from './synthetic.ts';
 import { all, Warehouse } from './warehouse.ts';
 
+/** A job type's work on a connection of its own (the input was validated by the runner). */
+type SqlJob<I> = (conn: DuckDBConnection, job: JobHandle<I>, ctx: ExecuteContext) => Promise<unknown>;
+
 export class LocalExecutor implements Executor {
   readonly name = 'local';
-  readonly jobTypes = LOCAL_JOB_TYPES;
   readonly config: LocalConfig;
+  /** One handler per job type, each on a connection of its own. */
+  readonly handlers = {
+    datasets_create_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsCreateTableInput>>, ctx) =>
+      createTable(conn, job, ctx.signal),
+    ),
+    datasets_delete_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsDeleteTableInput>>) =>
+      deleteTable(conn, job),
+    ),
+    datasets_truncate_table: this.sql(
+      (conn, job: JobHandle<z.infer<typeof DatasetsTruncateTableInput>>, ctx) =>
+        truncateTable(conn, job, ctx.signal),
+    ),
+    datasets_execute_dml: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsExecuteDmlInput>>, ctx) =>
+      executeDml(conn, job, ctx.signal),
+    ),
+    datasets_sample: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsSampleInput>>, ctx) =>
+      sample(conn, job, this.config, ctx.signal),
+    ),
+    datasets_calculate_column_stats: this.sql((conn, job: JobHandle<StatsInput>, ctx) =>
+      calculateColumnStats(conn, job, this.config, ctx.signal),
+    ),
+    'nql-forecast': this.sql((conn, job: JobHandle<NqlForecastInput>, ctx) =>
+      nqlForecast(conn, job, this.config, ctx.signal),
+    ),
+    'materialize-view': this.sql((conn, job: JobHandle<MaterializeViewInput>, ctx) =>
+      materializeView(conn, job, ctx, this.config),
+    ),
+    materialized_views_collect_access_rules_billing_data: this.sql(
+      (conn, job: JobHandle<BillingInput>, ctx) => billing(conn, job, ctx.signal),
+    ),
+    forecast: this.sql((conn, job: JobHandle<ForecastInput>, ctx) => estimate(conn, job, 'sampled', ctx)),
+    'forecast-internal': this.sql((conn, job: JobHandle<ForecastInput>, ctx) =>
+      estimate(conn, job, 'exact', ctx),
+    ),
+    costs: this.sql((conn, job: JobHandle<CostsInput>, ctx) => estimate(conn, job, 'costs', ctx)),
+  } satisfies JobHandlers;
+  readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   private warehouse: Warehouse | undefined;
   private opening: Promise<void> | undefined;
 
@@ -46,43 +100,16 @@ export class LocalExecutor implements Executor {
     return this.warehouse?.path;
   }
 
-  async execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
-    await this.start();
-    const wh = this.warehouse as Warehouse;
-    const { signal } = ctx;
-    const cfg = this.config;
-    return wh.withConnection(signal, async (conn) => {
-      // The input was validated against the type's schema by the runner.
-      const j = job as JobHandle<never>;
-      switch (job.type) {
-        case 'datasets_create_table':
-          return createTable(conn, j, signal);
-        case 'datasets_delete_table':
-          return deleteTable(conn, j);
-        case 'datasets_truncate_table':
-          return truncateTable(conn, j, signal);
-        case 'datasets_execute_dml':
-          return executeDml(conn, j, signal);
-        case 'datasets_sample':
-          return sample(conn, j, cfg, signal);
-        case 'datasets_calculate_column_stats':
-          return calculateColumnStats(conn, job as JobHandle<StatsInput>, cfg, signal);
-        case 'nql-forecast':
-          return nqlForecast(conn, j, cfg, signal);
-        case 'materialize-view':
-          return materializeView(conn, job as JobHandle<MaterializeViewInput>, ctx, cfg);
-        case 'materialized_views_collect_access_rules_billing_data':
-          return billing(conn, j, signal);
-        case 'forecast':
-          return estimate(conn, job as JobHandle<ForecastInput>, 'sampled', ctx);
-        case 'forecast-internal':
-          return estimate(conn, job as JobHandle<ForecastInput>, 'exact', ctx);
-        case 'costs':
-          return estimate(conn, job as JobHandle<CostsInput>, 'costs', ctx);
-        default:
-          throw new Error(`the local executor does not serve '${job.type}'`);
-      }
-    });
+  execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+    return runHandler(this.handlers, job, ctx);
+  }
+
+  /** A handler that runs `fn` on a connection of its own, interrupted when the job's signal aborts. */
+  private sql<I>(fn: SqlJob<I>): (job: JobHandle<I>, ctx: ExecuteContext) => Promise<unknown> {
+    return async (job, ctx) => {
+      await this.start();
+      return (this.warehouse as Warehouse).withConnection(ctx.signal, (conn) => fn(conn, job, ctx));
+    };
   }
 
   /** Creates the demo datasets (synthetic.ts) unless they are there already. */

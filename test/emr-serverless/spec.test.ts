@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { awsError, classifyStateDetails, clientToken } from '../../executors/emr-serverless/executor.ts';
 import { buildSpec, forecastPlan, sparkInterval } from '../../executors/emr-serverless/spec.ts';
+import * as aws from '../../src/executor/aws.ts';
 import { fixture } from './support.ts';
 
 describe('the job spec', () => {
@@ -118,6 +119,52 @@ describe('failure classification', () => {
     [{ name: 'ValidationException', $metadata: { httpStatusCode: 400 } }, 'AWS_REQUEST_REJECTED', false],
   ])('SDK error %j → %s', (err, code, retryable) => {
     expect(awsError(Object.assign(new Error('m'), err), 'op')).toMatchObject({ code, retryable });
+  });
+
+  it('throttling asks to be retried a jittered few seconds later; other errors leave the backoff alone', () => {
+    const throttled = [
+      { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } },
+      { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } },
+      { name: 'SlowDown', $metadata: { httpStatusCode: 503 } },
+      { name: 'Whatever', $metadata: { httpStatusCode: 429 } },
+    ];
+    for (const err of throttled) {
+      const e = awsError(Object.assign(new Error('m'), err), 'op');
+      expect(e).toMatchObject({ code: 'AWS_UNAVAILABLE', retryable: true });
+      expect(e.retryAfterMs).toBeGreaterThanOrEqual(3_000);
+      expect(e.retryAfterMs).toBeLessThan(6_000);
+    }
+    const low = aws.awsError(Object.assign(new Error('m'), throttled[0]), 'op', () => 0);
+    const high = aws.awsError(Object.assign(new Error('m'), throttled[0]), 'op', () => 0.999);
+    expect([low.retryAfterMs, high.retryAfterMs]).toEqual([3_000, 5_997]);
+    for (const err of [
+      { name: 'InternalServerException', $metadata: { httpStatusCode: 500 } },
+      { name: 'TimeoutError' },
+      { name: 'ValidationException', $metadata: { httpStatusCode: 400 } },
+      { name: 'ExpiredTokenException', $metadata: { httpStatusCode: 403 } },
+    ]) {
+      expect(awsError(Object.assign(new Error('m'), err), 'op').retryAfterMs).toBeUndefined();
+    }
+    // The EMR module re-exports the shared classifier.
+    expect(awsError).toBe(aws.awsError);
+  });
+
+  it('every AWS client gets the same options: region, bounded standard retries, timeouts, endpoint', () => {
+    expect(aws.awsClientOptions({ region: 'eu-west-1', maxAttempts: 4, requestTimeoutMs: 30_000 })).toEqual({
+      region: 'eu-west-1',
+      maxAttempts: 4,
+      retryMode: 'standard',
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    });
+    expect(
+      aws.awsClientOptions({
+        region: 'us-east-1',
+        maxAttempts: 1,
+        requestTimeoutMs: 100,
+        connectionTimeoutMs: 50,
+        endpoint: 'http://127.0.0.1:4566',
+      }),
+    ).toMatchObject({ requestHandler: { connectionTimeout: 50 }, endpoint: 'http://127.0.0.1:4566' });
   });
 });
 

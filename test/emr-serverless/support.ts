@@ -69,6 +69,36 @@ export const seedResult = (spec: any) => {
   return fixture(`${type}.result`);
 };
 
+/**
+ * The fakes and an executor on them, without a daemon or a control plane: for tests that drive the
+ * executor directly with the executor test kit (`createTestContext`, `testJob`).
+ */
+export interface EmrFakes {
+  emr: FakeEmr;
+  s3: FakeS3;
+  executor: EmrServerlessExecutor;
+  stop(): Promise<void>;
+}
+
+export async function startEmrFakes(
+  fake: Omit<FakeEmrOptions, 's3'> = {},
+  env: Record<string, string> = {},
+): Promise<EmrFakes> {
+  const s3 = await startFakeS3();
+  const emr = await startFakeEmr({ s3, resultFor: seedResult, ...fake });
+  const executor = new EmrServerlessExecutor(loadEmrConfig(emrEnv(emr, s3, env)));
+  return {
+    emr,
+    s3,
+    executor,
+    async stop() {
+      await executor.close();
+      await emr.close();
+      await s3.close();
+    },
+  };
+}
+
 export interface EmrStack {
   cp: TestControlPlane;
   emr: FakeEmr;
@@ -90,7 +120,9 @@ export async function startEmrStack(
   const emr = await startFakeEmr({ s3, resultFor: seedResult, ...fake });
   const cp = await startTestControlPlane(cpOptions);
   const executor = new EmrServerlessExecutor(loadEmrConfig(emrEnv(emr, s3, env)));
-  const td = await startTestDaemon(cp, { executors: [executor] });
+  // The daemon's default job timeout (DPO_JOB_TIMEOUT_MS): the executor passes the time left until
+  // it to EMR, within DPO_EMR_TIMEOUT_MS (4 h), so a submission asks for 240 minutes.
+  const td = await startTestDaemon(cp, { executors: [executor], jobTimeoutMs: 6 * 3_600_000 });
   const c = clients(cp);
   return {
     cp,

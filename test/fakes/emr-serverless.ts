@@ -4,7 +4,8 @@
  * CancelJobRun (`DELETE …?shutdownGracePeriodInSeconds=`), GetDashboardForJobRun. Job runs move
  * through EMR's states either one step per GetJobRun (`auto`) or when the test says (`manual`); on
  * SUCCESS in auto mode the fake plays the Spark runner and writes `resultFor(spec)` where the spec
- * says. Errors can be injected per operation (throttling, 5xx, expired credentials).
+ * says. Errors can be injected per operation (throttling, 5xx, expired credentials), and a hook
+ * sees each call before it is answered (to abort the caller mid-call, or hold the answer back).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -40,6 +41,11 @@ export interface FakeEmrOptions {
   onStart?: (body: any) => void | Promise<void>;
   /** After CancelJobRun, the next GetJobRun shows CANCELLED (else the test calls setState). */
   autoCancel?: boolean;
+  /**
+   * Called for every request once it is counted, before any injected error or answer: a test acts
+   * while a call is in flight (aborts the caller, holds the answer back until it resolves).
+   */
+  beforeAnswer?: (op: Op, runId: string | undefined) => void | Promise<void>;
 }
 
 export interface FakeEmr {
@@ -142,6 +148,7 @@ export async function startFakeEmr(options: FakeEmrOptions): Promise<FakeEmr> {
                 : undefined;
       if (!op) return send(res, 404, { message: 'not in the fake' }, 'ResourceNotFoundException');
       calls[op]++;
+      await options.beforeAnswer?.(op, op === 'StartJobRun' ? undefined : parts[3]);
       const fault = injected[op].shift();
       if (fault) return send(res, fault.status, { message: fault.message ?? fault.type }, fault.type);
 
