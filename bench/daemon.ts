@@ -43,6 +43,7 @@ interface Stack {
   admin: string;
   pool: Pool;
   daemonPid(): number;
+  controlPlanePid(): number;
   startDaemon(extra?: NodeJS.ProcessEnv): Promise<void>;
   stopDaemon(): Promise<void>;
   metrics(): Promise<string>;
@@ -99,6 +100,7 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     admin,
     pool,
     daemonPid: () => daemon!.child.pid!,
+    controlPlanePid: () => cp.child.pid!,
     async startDaemon(extra = {}) {
       daemon = await startNode([CLI, 'run'], {
         cpu: 0,
@@ -283,6 +285,77 @@ async function cancelRun(): Promise<number[]> {
   }
 }
 
+/** Abort times the bench executor appended to its file, by job id, for one reason. */
+function abortTimes(file: string, reason: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    const [id, why, at] = line.split(' ');
+    if (id && why === reason && !out.has(id)) out.set(id, Number(at));
+  }
+  return out;
+}
+
+/**
+ * Reschedule latency: 200 held jobs, reschedule each (not forced); latency = the old execution's
+ * signal aborted (reason lost) − reschedule sent. Renewals are 15 s apart (TTL 60 s), so only the
+ * push through the parked poll can make it fast.
+ */
+async function rescheduleRun(): Promise<number[]> {
+  const stack = await startStack({ DPO_CP_LEASE_TTL_MS: '60000' });
+  const file = join(stack.dir, 'aborts.log');
+  try {
+    await stack.startDaemon({ DPO_CONCURRENCY: '450', BENCH_ABORT_LOG: file });
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push((await stack.submit({ dataset_id: 1 })).id);
+    await waitUntil(async () => (await countState(stack, 'running')) === 200, 'the held jobs to run');
+    await new Promise((r) => setTimeout(r, 300));
+    const sent = new Map<string, number>();
+    for (const id of ids) {
+      sent.set(id, nowMs());
+      await stack.user('POST', `/v1/jobs/${id}/reschedule`, {});
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitUntil(async () => abortTimes(file, 'lost').size === 200, 'the lost aborts', 30_000);
+    return [...abortTimes(file, 'lost')].map(([id, at]) => at - sent.get(id)!);
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * Fencing: 20 held jobs, then the control plane is frozen (SIGSTOP: a partition that answers
+ * nothing and expires nothing). Time from the freeze until the daemon aborted each job as lost.
+ */
+async function fenceRun(ttlMs: number): Promise<number[]> {
+  const stack = await startStack({ DPO_CP_LEASE_TTL_MS: String(ttlMs) });
+  const file = join(stack.dir, 'aborts.log');
+  try {
+    await stack.startDaemon({ BENCH_ABORT_LOG: file });
+    for (let i = 0; i < 20; i++) await stack.submit({ dataset_id: 1 });
+    await waitUntil(async () => (await countState(stack, 'running')) === 20, 'the held jobs to run');
+    await new Promise((r) => setTimeout(r, ttlMs / 2));
+    const frozenAt = nowMs();
+    process.kill(stack.controlPlanePid(), 'SIGSTOP');
+    try {
+      const deadline = Date.now() + ttlMs * 3;
+      while (abortTimes(file, 'lost').size < 20 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      process.kill(stack.controlPlanePid(), 'SIGCONT');
+    }
+    return [...abortTimes(file, 'lost').values()].map((at) => at - frozenAt);
+  } finally {
+    await stack.stop();
+  }
+}
+
 /** 10,000 jobs held for a minute: leases lost, RSS growth per job, requests per lease interval. */
 async function holdRun(): Promise<{ lost: number; rssPerJob: number; requestsPerMinute: number }> {
   const ttl = 10_000;
@@ -348,6 +421,7 @@ export async function benchDaemon(): Promise<void> {
     const pick1000: number[][] = [];
     const peerPick100: number[][] = [];
     const cancels: number[][] = [];
+    const reschedules: number[][] = [];
     for (let i = 0; i <= RUNS; i++) {
       const d = await drainRun();
       const p = await bullmqDrain(redis, DRAIN_JOBS);
@@ -355,6 +429,7 @@ export async function benchDaemon(): Promise<void> {
       const b = await pickupRun(1_000, 3_000);
       const q = await bullmqPickup(redis, 100, 500);
       const c = await cancelRun();
+      const r = await rescheduleRun();
       if (i === 0) continue; // warm-up
       drains.push(d);
       peers.push(p);
@@ -362,6 +437,7 @@ export async function benchDaemon(): Promise<void> {
       pick1000.push(b);
       peerPick100.push(q);
       cancels.push(c);
+      reschedules.push(r);
       out(
         `  run ${i}: drain ${fmt(d.rate)} jobs/s (BullMQ ${fmt(p)}), pickup@100 p50 ${fmt(median(a), 2)} ms, cancel p99 ${fmt(percentile(c, 99), 2)} ms`,
       );
@@ -418,6 +494,14 @@ export async function benchDaemon(): Promise<void> {
         '≤ 10',
       ],
       [
+        'reschedule → old execution aborted (lost), p99 of 200 (ms)',
+        summary(
+          reschedules.map((x) => percentile(x, 99)),
+          2,
+        ),
+        '≤ 10',
+      ],
+      [
         'control-plane requests per job while draining',
         summary(
           drains.map((d) => d.requestsPerJob),
@@ -438,12 +522,17 @@ export async function benchDaemon(): Promise<void> {
         `${`${h.lost} leases lost, RSS +${fmt(h.rssPerJob / 1024, 2)} KB/job, ${fmt(h.requestsPerMinute, 1)} requests/min`.padEnd(34)} bar no lease lost; ≤ 20 KB/job; O(1) per lease interval`,
     );
   }
+  const fence = await fenceRun(3_000);
+  out(
+    `  ${'partitioned holder fences itself (TTL 3 s), 20 jobs, once'.padEnd(52)} ` +
+      `${`${fence.length} of 20 fenced, after ${fmt(Math.min(...fence), 0)}–${fmt(Math.max(...fence), 0)} ms`.padEnd(34)} bar before the lease can move (< 3,000 ms after the last renewal)`,
+  );
   const idle = await idleRun();
   out(
     `  ${'idle operator, 20 s of long polls, once'.padEnd(52)} ${`RSS ${fmt(idle.rssMb, 1)} MB, CPU ${fmt(idle.cpuPercent, 3)} %`.padEnd(34)} bar RSS ≤ 100 MB; CPU ≤ 0.2 %`,
   );
 }
 
-export { cancelRun, drainRun, holdRun, idleRun, pickupRun };
+export { cancelRun, drainRun, fenceRun, holdRun, idleRun, pickupRun, rescheduleRun };
 
 if (import.meta.main) await benchDaemon();
