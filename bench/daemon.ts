@@ -1,5 +1,5 @@
 /**
- * DESIGN §5: the daemon against the bundled control plane, each in its own process (daemon on CPU 0,
+ * The daemon's bars: the daemon against the bundled control plane, each in its own process (daemon on CPU 0,
  * control plane on CPU 1, this driver beside the control plane), BullMQ on Redis as the peer in the
  * same run. One warm-up and five measured runs for the rates and latencies; the one-minute hold and
  * the idle measurement run once. Prints every figure beside its bar.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the control plane's own throughput, then DESIGN §5 (the daemon against the
+ * `npm run bench`: the control plane's own throughput, then the daemon's bars (the daemon against the
  * bundled control plane, with BullMQ on Redis as the peer in the same run). Needs `redis-server`
  * (Debian: apt-get install redis-server) and Linux (/proc, taskset).
  */

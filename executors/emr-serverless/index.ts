@@ -6,7 +6,7 @@ import { EMR_SECRET_VARS, EmrServerlessEnv, loadEmrConfig } from './config.ts';
 export const emrServerlessModule: ExecutorModule = {
   name: 'emr-serverless',
   description: 'Spark on an EMR Serverless application; specs, results and logs in S3',
-  // The routing table's (DESIGN §2), read without loading the SDKs; the instances' handlers match it
+  // The catalogue's routing table, read without loading the SDKs; the instances' handlers match it
   // (test/executors-routing.test.ts).
   jobTypes: jobTypesFor('emr-serverless'),
   env: EmrServerlessEnv,

@@ -1,5 +1,5 @@
 /**
- * The local data plane's configuration: every variable it reads, as one zod schema (STYLE 10).
+ * The local data plane's configuration: every variable it reads, as one zod schema, parsed once.
  */
 import { join } from 'node:path';
 import { z } from 'zod';

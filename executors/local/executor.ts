@@ -1,5 +1,5 @@
 /**
- * The local data plane: every SQL-shaped job type on an embedded DuckDB warehouse (DESIGN §2).
+ * The local data plane: every SQL-shaped job type on an embedded DuckDB warehouse.
  * Each job runs on a connection of its own; a cancel (or the job timeout, or shutdown) interrupts
  * the query that is running. Nothing here is remote, so there is no checkpoint to reattach to: a job
  * re-delivered after a crash runs again, and the writes are idempotent per job (and per chunk).

@@ -6,7 +6,7 @@ import { LocalEnv, loadLocalConfig } from './config.ts';
 export const localModule: ExecutorModule = {
   name: 'local',
   description: 'embedded DuckDB data plane under DPO_LOCAL_DIR (every SQL-shaped job type)',
-  // The routing table's (DESIGN §2), read without loading DuckDB; the instances' handlers match it
+  // The catalogue's routing table, read without loading DuckDB; the instances' handlers match it
   // (test/executors-routing.test.ts).
   jobTypes: jobTypesFor('local'),
   env: LocalEnv,

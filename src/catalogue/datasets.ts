@@ -1,4 +1,4 @@
-/** The datasets_* job types (seed 000, "Dataset operations"). */
+/** The datasets_* job types: create, delete, truncate, sample, column statistics and DML. */
 import { z } from 'zod';
 import { Count, Id, Sql, Timestamp } from './common.ts';
 

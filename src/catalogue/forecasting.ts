@@ -1,5 +1,5 @@
 /**
- * forecast, forecast-internal (same shapes) and costs (seed 000, "Forecasting jobs").
+ * forecast, forecast-internal (same shapes) and costs.
  * Results also admit `{type: "failure", msg}` — our extension, mirroring nql-forecast's Failure —
  * so a data plane can say why an estimate could not be made without failing the job.
  */

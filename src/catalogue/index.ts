@@ -1,6 +1,6 @@
 /**
- * The job catalogue: input and result schemas of every job type the platform knows (seed 000),
- * and the routing table type → executors (DESIGN §2). Schemas are strict about what executors rely
+ * The job catalogue: input and result schemas of every job type the platform knows,
+ * and the routing table type → executors. Schemas are strict about what executors rely
  * on and tolerate added fields (loose objects), so a newer control plane can add fields freely.
  */
 import type { z } from 'zod';
@@ -45,7 +45,7 @@ export interface JobTypeSpec<I = unknown, R = unknown> {
   readonly result: z.ZodType<R>;
   /** Created by the control plane itself (forecast-internal, the billing job); refused from users. */
   readonly internal: boolean;
-  /** Executors that can serve this type (DESIGN §2 routing table). */
+  /** Executors that can serve this type (the routing table). */
   readonly executors: readonly ExecutorName[];
   /** One line for people (CLI help, docs). */
   readonly summary: string;

@@ -1,4 +1,4 @@
-/** nql-forecast and materialize-view (seed 000 and the job object of seed 003). */
+/** nql-forecast, materialize-view and the access-rules billing job that follows a materialization. */
 import { z } from 'zod';
 import { BigId, Id, Sql, Timestamp } from './common.ts';
 

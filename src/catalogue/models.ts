@@ -1,4 +1,4 @@
-/** The model job types (seed 000, "Model operations"). */
+/** The model job types: inference, training, classifier training and model delivery. */
 import { z } from 'zod';
 import { Count, Id, JsonObject } from './common.ts';
 

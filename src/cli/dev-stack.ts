@@ -198,7 +198,7 @@ const terminal = (j: Job) => isTerminal(j.state);
 
 const FOLLOW_UP_TYPES = ['forecast-internal', 'materialized_views_collect_access_rules_billing_data'];
 
-/** Follow-ups the control plane creates after a job completes (seed 000). */
+/** Follow-ups the control plane creates after a job completes (src/control-plane/follow-ups.ts). */
 function expectsFollowUp(j: Job): boolean {
   if (j.state !== 'completed') return false;
   if (j.type === 'materialize-view') return true;

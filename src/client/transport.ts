@@ -1,6 +1,6 @@
 /**
  * One place that classifies what went wrong talking to the control plane, and whether trying again
- * may help (STYLE 9). Every client of the contract throws these.
+ * may help: 429, 5xx (not 501), resets and timeouts retry; other 4xx do not. Every client of the contract throws these.
  */
 import { ErrorBody } from '../contract/index.ts';
 import type { RetryDecision } from '../lib/retry.ts';

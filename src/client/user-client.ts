@@ -1,5 +1,5 @@
 /**
- * The user side of the contract (DESIGN §3), for the `jobs` CLI and scripts.
+ * The user side of the contract, for the `jobs` CLI and scripts.
  *
  * Interactive, so no retries: every call either answers or says why not, quickly. Every call has a
  * timeout (`timeoutMs`, plus the wait itself for `wait`) and takes the caller's AbortSignal; every

@@ -1,5 +1,5 @@
 /**
- * Requests and responses of every endpoint of the control-plane contract (v1), DESIGN §3.
+ * Requests and responses of every endpoint of the control-plane contract (v1); the README's contract section is its prose.
  * Bodies are JSON, snake_case. Request schemas are strict about what the server relies on and
  * tolerate added fields, so newer clients can talk to older servers.
  */

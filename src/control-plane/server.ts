@@ -1,5 +1,5 @@
 /**
- * The bundled control plane: a real HTTP server speaking the contract v1 (DESIGN §3), persisted in
+ * The bundled control plane: a real HTTP server speaking the contract v1, persisted in
  * SQLite through {@link JobStore}.
  *
  * Built on node:http with find-my-way (fastify's radix router): the hot path (poll and report) is a

@@ -1,6 +1,6 @@
 /**
  * The daemon's configuration: one zod schema over the environment (and env files), parsed once,
- * frozen; every issue reported with the variable's name (STYLE 10). Durations end in `_MS`.
+ * frozen; every issue is reported at once, with the variable's name. Durations end in `_MS`.
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';

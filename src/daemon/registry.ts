@@ -1,5 +1,5 @@
 /**
- * The executor registry, built once at startup (STYLE 7): type → executor. A type served by two
+ * The executor registry, built once at startup: type → executor (a duplicate type is a startup error, an unknown one fails the job). A type served by two
  * enabled executors must be routed by config (DPO_ROUTES), else startup fails naming the type.
  */
 import { isAbsolute, resolve } from 'node:path';
