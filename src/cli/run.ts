@@ -5,7 +5,7 @@
  * The daemon itself is built from the configuration by the composition root (compose.ts), as `dev`'s.
  */
 import type { Command } from 'commander';
-import { ApiError } from '../client/transport.ts';
+import { explainFailure } from '../client/explain.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
 import { errorInfo } from '../daemon/daemon.ts';
 import { ConfigError, mergeEnv } from '../lib/config.ts';
@@ -75,10 +75,11 @@ export function registerRunCommand(program: Command): void {
       await ops?.close();
       if (reason.kind === 'fatal') {
         const e = reason.error;
-        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+        const refused = explainFailure(e);
+        if (refused?.kind === 'unauthorized' || refused?.kind === 'forbidden') {
           process.stderr.write(
             `dataplane-operator: the control plane at ${cfg.DPO_CONTROL_PLANE_URL} refused the operator token ` +
-              `(${e.status} ${e.code}: ${e.message}); check DPO_TOKEN_FILE and DPO_DATA_PLANE_ID\n`,
+              `(${refused.short}); check DPO_TOKEN_FILE and DPO_DATA_PLANE_ID\n`,
           );
           process.exit(EXIT_AUTH);
         }

@@ -4,7 +4,7 @@
  * error, 2 usage error, 3 failed, 4 cancelled, 5 `wait --timeout` passed, 130 interrupted.
  * Messages go to stderr and never carry the token.
  */
-import { ApiError, ProtocolError, TransportError } from '../../client/user-client.ts';
+import { explainFailure, type FailureKind } from '../../client/explain.ts';
 import type { JobState } from '../../contract/index.ts';
 
 export const EXIT = {
@@ -41,10 +41,14 @@ const err = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
 
-interface IssueLike {
-  path?: unknown;
-  message?: unknown;
-}
+const HINTS: Partial<Record<FailureKind, string>> = {
+  unauthorized:
+    'hint: pass an admin token of this control plane with --token or --token-file (DPO_API_TOKEN, DPO_API_TOKEN_FILE)',
+  forbidden: "hint: `jobs` needs an admin token, not an operator's (is DPO_API_TOKEN the daemon's token?)",
+  unreachable:
+    'hint: is the control plane running? Start one with `dataplane-operator control-plane`, or pass --url',
+  protocol: 'hint: is --url the control plane (contract v1)?',
+};
 
 /** Prints what went wrong (with a hint when the cause is a usual one) and returns the exit code. */
 export function reportError(e: unknown): number {
@@ -53,36 +57,13 @@ export function reportError(e: unknown): number {
     err(`error: ${e.message}`);
     return EXIT.usage;
   }
-  if (e instanceof ApiError) {
-    err(`error: ${e.message} (${e.status} ${e.code})`);
-    const issues = (e.details as { issues?: unknown } | null | undefined)?.issues;
-    if (Array.isArray(issues)) {
-      for (const i of issues as IssueLike[]) {
-        const path = typeof i?.path === 'string' && i.path ? i.path : '(body)';
-        err(`  ${path}: ${typeof i?.message === 'string' ? i.message : JSON.stringify(i)}`);
-      }
-    }
-    if (e.status === 401) {
-      err(
-        'hint: pass an admin token of this control plane with --token or --token-file (DPO_API_TOKEN, DPO_API_TOKEN_FILE)',
-      );
-    } else if (e.status === 403) {
-      err("hint: `jobs` needs an admin token, not an operator's (is DPO_API_TOKEN the daemon's token?)");
-    }
-    return EXIT.error;
-  }
-  if (e instanceof TransportError) {
-    err(`error: ${e.message}`);
-    if (e.errno === 'ECONNREFUSED') {
-      err(
-        'hint: is the control plane running? Start one with `dataplane-operator control-plane`, or pass --url',
-      );
-    }
-    return EXIT.error;
-  }
-  if (e instanceof ProtocolError) {
-    err(`error: ${e.message}`);
-    err('hint: is --url the control plane (contract v1)?');
+  const failure = explainFailure(e);
+  if (failure !== undefined) {
+    const [first, ...rest] = failure.lines;
+    err(`error: ${first}`);
+    for (const line of rest) err(line);
+    const hint = HINTS[failure.kind];
+    if (hint) err(hint);
     return EXIT.error;
   }
   err(`error: ${e instanceof Error ? e.message : String(e)}`);
