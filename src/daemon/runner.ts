@@ -7,7 +7,8 @@
  * Why the job stopped decides the outcome: the lease signal first (`lost`: report nothing;
  * `shutdown`: release, checkpoint kept — even in the middle of a cancel confirmation, which the next
  * holder finishes), then the job signal (`cancel`: cancelled, which executors reach only once the
- * remote work is confirmed stopped; `timeout`: a non-retryable TIMEOUT).
+ * remote work is confirmed stopped, unless they throw a JobError saying they could not stop it;
+ * `timeout`: a non-retryable TIMEOUT).
  */
 import { validateInput, validateResult } from '../catalogue/index.ts';
 import type { FailureReport, Job } from '../contract/index.ts';
@@ -160,6 +161,16 @@ export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
     }
     return { kind: 'complete', result: checked.value };
   } catch (err) {
+    // A JobError after a cancel is the executor saying it could NOT stop the work (its service is
+    // unreachable, say): a failure, so the job stays pending_cancellation for another try, never
+    // `cancelled` unconfirmed. Anything else thrown after a cancel is the abort taking effect.
+    if (
+      err instanceof JobError &&
+      abortReasonOf(signals.signal) === 'cancel' &&
+      abortReasonOf(signals.leaseSignal) === undefined
+    ) {
+      return { kind: 'fail', failure: coerceError(err) };
+    }
     return abortedOutcome(signals, opts.timeoutMs) ?? { kind: 'fail', failure: coerceError(err) };
   } finally {
     clearTimeout(timer);

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
 import type { ControlPlane } from '../../src/daemon/control-plane.ts';
-import { abortReasonOf, type Executor } from '../../src/executor/index.ts';
+import { abortReasonOf, type Executor, JobError } from '../../src/executor/index.ts';
 import { clients, startTestControlPlane, type TestControlPlane, TRUNCATE, waitFor } from '../helpers.ts';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.ts';
 import { MemoryRemote, memoryRemoteExecutor } from '../support/memory-remote.ts';
@@ -97,20 +97,28 @@ class Partition implements ControlPlane {
   appendLogs: ControlPlane['appendLogs'] = (req, opts) => this.gate(() => this.inner.appendLogs(req, opts));
 }
 
-async function setup(opts: { leaseTtlMs?: number; frozenClock?: boolean } = {}) {
+async function setup(opts: { leaseTtlMs?: number; frozenClock?: boolean; realClock?: boolean } = {}) {
   let clock = Date.now();
-  cp = await startTestControlPlane({ leaseTtlMs: opts.leaseTtlMs ?? 60_000, now: () => clock });
+  cp = await startTestControlPlane({
+    leaseTtlMs: opts.leaseTtlMs ?? 60_000,
+    ...(opts.realClock ? {} : { now: () => clock }),
+  });
   const target = cp;
   const c = clients(target);
   const remote = new MemoryRemote();
   const log: Recorded[] = [];
-  const daemon = async (name: string, extra: { concurrency?: number; partitioned?: boolean } = {}) => {
+  const daemon = async (
+    name: string,
+    extra: { concurrency?: number; partitioned?: boolean; executor?: Executor } = {},
+  ) => {
     let partition: Partition | undefined;
-    const executor = recording(memoryRemoteExecutor(remote, name), name, log);
+    const executor = recording(extra.executor ?? memoryRemoteExecutor(remote, name), name, log);
     const d = await startTestDaemon(target, {
       executors: [executor],
       executorId: name,
-      concurrency: extra.concurrency ?? 4,
+      // A partitioned daemon is full while it holds its one job, so a poll it parked at the control
+      // plane before the cut (which the control plane may still answer) claims nothing for it.
+      concurrency: extra.concurrency ?? (extra.partitioned ? 1 : 4),
       ...(extra.partitioned
         ? {
             wrapControlPlane: (inner: ControlPlane) => {
@@ -271,6 +279,59 @@ describe('a cancel is confirmed downstream, whatever happens to the holder', () 
     await s.daemon('op-b');
     await waitFor(async () => (await s.get(job.id)).state === 'cancelled', { what: 'cancelled' });
     expect(run.state).toBe('CANCELLED');
+  });
+
+  it('a pending job whose lease expired with live remote work is cancelled only through an operator', async () => {
+    const s = await setup();
+    const { partition } = await s.daemon('op-a', { partitioned: true });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
+    await s.started(job.id);
+    partition!.cutNow();
+    s.expireLeases();
+    expect(await s.get(job.id)).toMatchObject({ state: 'pending', checkpoint: { run: 'run-1' } });
+    const r = await s.c.user('POST', `/v1/jobs/${job.id}/cancel`);
+    expect(r.body.outcome).toBe('cancellation_requested');
+    await s.daemon('op-b');
+    await waitFor(async () => (await s.get(job.id)).state === 'cancelled', { what: 'cancelled' });
+    expect(s.remote.runsOf(job.id).map((r) => r.state)).toEqual(['CANCELLED']);
+  });
+
+  it('an executor that cannot stop the work fails the job, which stays pending_cancellation for another try', async () => {
+    const s = await setup({ realClock: true });
+    const stops: Array<'failed' | 'stopped'> = [];
+    const stubborn: Executor = {
+      name: 'remote',
+      jobTypes: [TRUNCATE],
+      async execute(job, ctx) {
+        if (ctx.checkpoint === null) await ctx.saveCheckpoint({ work: job.id });
+        if (!ctx.signal.aborted) {
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        }
+        if (stops.length === 0) {
+          stops.push('failed');
+          throw new JobError('REMOTE_UNREACHABLE', 'cannot reach the service to stop the work', {
+            retryable: true,
+          });
+        }
+        stops.push('stopped');
+        throw ctx.signal.reason;
+      },
+    };
+    await s.daemon('op-a', { executor: stubborn });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
+    await waitFor(async () => (await s.get(job.id)).checkpoint !== null, { what: 'the checkpoint' });
+    await s.c.user('POST', `/v1/jobs/${job.id}/cancel`);
+    const done = await waitFor(
+      async () => {
+        const j = await s.get(job.id);
+        return j.state === 'cancelled' ? j : undefined;
+      },
+      { what: 'the second try to confirm' },
+    );
+    expect(stops).toEqual(['failed', 'stopped']);
+    expect(done.failures.map((f) => f.code)).toEqual(['REMOTE_UNREACHABLE']);
+    // The second execution was a claim to cancel: same attempt.
+    expect(s.log.map((r) => r.attempt)).toEqual([1, 1]);
   });
 
   it('a cancel is not reported while the service has not confirmed it', async () => {
