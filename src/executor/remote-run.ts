@@ -18,6 +18,11 @@
  *   is held; `leaseSignal` ends it, and the job then stays `pending_cancellation` for the next holder.
  *   A cancel that arrives while reattaching stops the reattached work: the handle is known from the
  *   checkpoint before any call is made.
+ *   If the work succeeded before it could be stopped, its result is returned (a cancel does not
+ *   undo finished work).
+ * - **A failure that ends the job for good stops the work too** (not retryable, or the last
+ *   attempt): nobody would reattach to it. A retryable failure with attempts left leaves it running
+ *   for the next attempt.
  * - **`lost` and `shutdown` leave the remote work running**: a peer, or this job's next holder,
  *   reattaches from the checkpoint.
  */
@@ -145,9 +150,25 @@ export async function runRemote<I extends Intent, H, S>(
       if (handle === undefined && unresolved && intent !== undefined) {
         handle = await resolve(ctx, ops, intent, pause);
       }
-      if (handle !== undefined) await stopAndConfirm(ctx, ops, handle, options, pause);
+      if (handle !== undefined) {
+        const ended = await stopAndConfirm(ctx, ops, handle, options, pause, ctx.leaseSignal);
+        // The work finished before it could be stopped: its result stands (a cancel does not undo
+        // finished work), and the runner reports it complete.
+        if (ops.phase(ended) === 'succeeded') return await ops.result(handle, ended, ctx.leaseSignal);
+      }
     }
     if (reason !== undefined) throw ctx.signal.reason;
+    // A failure that ends the job for good (not retryable, or its last attempt) must not leave the
+    // work running with nobody to stop it; a retryable one leaves it for the next attempt to reattach.
+    const final = !(err instanceof JobError && err.retryable) || job.attempt >= job.maxAttempts;
+    if (final && handle !== undefined) {
+      ctx.log.warn(`the job fails for good: stopping the ${ops.what}`, { error: message(err) });
+      // Best effort, bounded: the failure is reported either way.
+      const bound = AbortSignal.any([ctx.leaseSignal, AbortSignal.timeout(options.recancelAfterMs)]);
+      await stopAndConfirm(ctx, ops, handle, options, pause, bound).catch((e: unknown) => {
+        ctx.log.error(`could not stop the ${ops.what} of a failed job`, { error: message(e) });
+      });
+    }
     throw err;
   }
 }
@@ -180,9 +201,10 @@ async function resolve<I extends Intent, H, S>(
 }
 
 /**
- * Asks the service to stop the work and polls until it says the work ended. Nothing here gives up
- * while the lease is held: an unconfirmed cancel is retried with backoff, and only `leaseSignal`
- * (lease lost, shutdown) ends the wait, leaving the job `pending_cancellation` for the next holder.
+ * Asks the service to stop the work and polls until it says the work ended, returning its final
+ * status. Nothing here gives up while `signal` lives: an unconfirmed cancel is retried with backoff.
+ * For a cancel that is the lease signal (lease lost, shutdown), which leaves the job
+ * `pending_cancellation` for the next holder.
  */
 async function stopAndConfirm<I extends Intent, H, S>(
   ctx: ExecuteContext,
@@ -190,8 +212,8 @@ async function stopAndConfirm<I extends Intent, H, S>(
   handle: H,
   options: RemoteRunOptions,
   pause: (n: number) => number,
-): Promise<void> {
-  const signal = ctx.leaseSignal;
+  signal: AbortSignal,
+): Promise<S> {
   let askedAt: number | undefined;
   for (let n = 0; ; n++) {
     signal.throwIfAborted();
@@ -199,7 +221,7 @@ async function stopAndConfirm<I extends Intent, H, S>(
       const status = await ops.poll(handle, signal);
       if (ops.phase(status) !== 'active') {
         if (askedAt !== undefined) ctx.log.info(`${ops.what} stopped`);
-        return;
+        return status;
       }
       if (askedAt === undefined || Date.now() - askedAt >= options.recancelAfterMs) {
         await ops.cancel(handle, signal);

@@ -3,7 +3,7 @@
  * against an in-process remote service that journals what really happened.
  */
 import { describe, expect, it } from 'vitest';
-import { JobAbort } from '../../src/executor/index.ts';
+import { JobAbort, JobError } from '../../src/executor/index.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import { waitFor } from '../helpers.ts';
 import { MemoryRemote, memoryRemoteExecutor } from '../support/memory-remote.ts';
@@ -126,14 +126,26 @@ describe('cancel and timeout are confirmed downstream', () => {
     expect(remote.journal.filter((e) => e.op === 'cancel')).toHaveLength(1);
   });
 
-  it('asks nothing of a run that already ended when told to cancel it', async () => {
+  it('asks nothing of a run that already failed when told to cancel it', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const run = remote.create(`${job.id}-x`, job.id, 'previous-holder');
+    run.state = 'FAILED';
+    const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
+    t.abort('cancel');
+    await expect(executor.execute(job, t.ctx)).rejects.toMatchObject({ reason: 'cancel' });
+    expect(remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
+  });
+
+  it('returns the result of a run that succeeded before the cancel could stop it', async () => {
     const { remote, executor } = setup();
     const job = testJob(TYPE, { dataset_id: 1 });
     const run = remote.create(`${job.id}-x`, job.id, 'previous-holder');
     run.state = 'SUCCEEDED';
     const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
     t.abort('cancel');
-    await expect(executor.execute(job, t.ctx)).rejects.toMatchObject({ reason: 'cancel' });
+    // Finished work is not undone: the runner reports it complete.
+    await expect(executor.execute(job, t.ctx)).resolves.toEqual({ type: TYPE });
     expect(remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
   });
 
@@ -146,6 +158,33 @@ describe('cancel and timeout are confirmed downstream', () => {
     });
     expect(remote.runs.size).toBe(0);
     expect(t.checkpoints).toEqual([]);
+  });
+});
+
+describe('a failure that ends the job for good', () => {
+  it('stops the run on the last attempt, and leaves it for the next attempt otherwise', async () => {
+    for (const [attempt, expected] of [
+      [3, 'CANCELLED'],
+      [1, 'RUNNING'],
+    ] as const) {
+      const { remote, executor } = setup();
+      const t = createTestContext();
+      const running = executor.execute(testJob(TYPE, { dataset_id: 1 }, { attempt, maxAttempts: 3 }), t.ctx);
+      await waitFor(() => t.checkpoints.length === 2);
+      // The service answers polls with an error the executor does not retry past.
+      const run = [...remote.runs.values()][0]!;
+      const poll = remote.poll.bind(remote);
+      let failed = false;
+      remote.poll = (id, by) => {
+        if (!failed) {
+          failed = true;
+          throw new JobError('REMOTE_UNAVAILABLE', 'the service is flaky', { retryable: true });
+        }
+        return poll(id, by);
+      };
+      await expect(running).rejects.toMatchObject({ code: 'REMOTE_UNAVAILABLE' });
+      expect(run.state).toBe(expected);
+    }
   });
 });
 
