@@ -6,7 +6,7 @@
  *
  * Every transition is logged; calls in the wrong state are refused. The parts, each in its file:
  * the poll loop with its claim plan, renewals and self-fencing (`poller.ts`); acting on the control
- * plane's answers and running each job (`dispatcher.ts`, `runner.ts`); the ledger of held and
+ * plane's answers and running each job (`dispatcher.ts`, `run-job.ts`); the ledger of held and
  * running jobs (`slots.ts`); the batched reporter (`reporter.ts`); log shipping (`log-shipper.ts`).
  *
  * Stop is not cancel: draining stops claiming, keeps renewing, lets jobs finish up to the drain

@@ -4,7 +4,7 @@
  *
  * - `lost` aborts the job's execution with `lost` and drops it: nothing is reported and remote work
  *   is left running (a peer may reattach).
- * - `cancel` aborts it with `cancel`: the executor stops the work, confirms, and the runner reports
+ * - `cancel` aborts it with `cancel`: the executor stops the work, confirms, and the daemon reports
  *   `cancelled`.
  * - A claim of a job id this daemon still runs (claimed back after a reschedule or an expiry)
  *   aborts the old execution with `lost` and starts the new one only once the old has settled.
@@ -21,7 +21,7 @@ import type { LogShipper } from './log-shipper.ts';
 import type { Metrics } from './metrics.ts';
 import type { Registry } from './registry.ts';
 import type { Reporter } from './reporter.ts';
-import { abortedOutcome, type Outcome, runJob } from './runner.ts';
+import { abortedOutcome, type Outcome, runJob } from './run-job.ts';
 import { Execution, type Slots } from './slots.ts';
 
 /** What the dispatcher sees of the daemon. */
@@ -127,7 +127,7 @@ export class Dispatcher {
     this.c.metrics.claimed.inc({ job_type: job.type, executor: executor.name });
     void this.run(ex, previous?.settled).catch((err: unknown) => {
       // run() never throws; this is a last line of defence.
-      this.c.log.error({ err: describeError(err), job_id: job.id }, 'job runner failed unexpectedly');
+      this.c.log.error({ err: describeError(err), job_id: job.id }, 'job execution failed unexpectedly');
     });
   }
 

@@ -13,7 +13,7 @@ import type { ReportEntry } from '../contract/index.ts';
 import { retryUntilStopped } from '../lib/retry.ts';
 import { type ControlPlane, describeError, failureKind } from './control-plane.ts';
 import type { Metrics } from './metrics.ts';
-import type { Outcome } from './runner.ts';
+import type { Outcome } from './run-job.ts';
 import type { Execution } from './slots.ts';
 
 /** What the reporter sees of the daemon. */

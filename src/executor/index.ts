@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import type { Checkpoint, Progress } from '../contract/index.ts';
 
-/** Why the runner aborted a job's signal. */
+/** Why the daemon aborted a job's signal. */
 export type AbortReason =
   /** The user asked to cancel: stop the underlying work (and confirm it stopped), then return. */
   | 'cancel'
@@ -16,7 +16,7 @@ export type AbortReason =
   /** The job ran past its type's timeout: stop the underlying work, then return. */
   | 'timeout';
 
-/** The value of `signal.reason` when the runner aborts a job. */
+/** The value of `signal.reason` when the daemon aborts a job. */
 export class JobAbort extends Error {
   readonly reason: AbortReason;
   constructor(reason: AbortReason) {
@@ -26,14 +26,14 @@ export class JobAbort extends Error {
   }
 }
 
-/** The abort reason of a signal the runner aborted, if any. */
+/** The abort reason of a signal the daemon aborted, if any. */
 export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
   return signal.aborted && signal.reason instanceof JobAbort ? signal.reason.reason : undefined;
 }
 
 /**
  * A failure that carries its retry decision. Executors throw these for anything they understand;
- * everything else is coerced by the runner (unknown errors are retryable `INTERNAL`).
+ * everything else is coerced by the daemon (unknown errors are retryable `INTERNAL`).
  * `retryAfterMs` asks the control plane to offer a retryable failure again no sooner than that (a
  * throttled backend asking to be retried later); it replaces the control plane's own backoff.
  */
@@ -87,7 +87,7 @@ export interface ExecuteContext {
   /**
    * When the job's timeout passes (epoch ms), counted from the job's first start (`started_at`), so
    * a re-claim does not restart the clock. Pass it on as the remote timeout (statement timeout,
-   * maximum runtime, execution timeout); the runner aborts `signal` with `timeout` when it passes.
+   * maximum runtime, execution timeout); the daemon aborts `signal` with `timeout` when it passes.
    */
   readonly deadline: number;
   /**
@@ -109,7 +109,7 @@ export interface Executor {
   readonly jobTypes: readonly string[];
   /** Called once before the daemon claims anything (connect, warm up). */
   start?(): Promise<void>;
-  /** Runs one job and resolves with its result (validated by the runner against the type). */
+  /** Runs one job and resolves with its result (validated by the daemon against the type). */
   execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown>;
   /** Called once when the daemon stops. */
   close?(): Promise<void>;

@@ -13,7 +13,7 @@
  *   attempt is the next submission, with a fresh intent.
  * - **Poll at jittered, growing intervals that honour the signal.**
  * - **`cancel` and `timeout` stop the remote work and confirm it stopped** before the abort reason
- *   is rethrown (and so before the runner reports `cancelled` or `TIMEOUT`). A confirmation that does
+ *   is rethrown (and so before the daemon reports `cancelled` or `TIMEOUT`). A confirmation that does
  *   not come (a timeout, throttling, the network) is retried with backoff for as long as the lease
  *   is held; `leaseSignal` ends it, and the job then stays `pending_cancellation` for the next holder.
  *   A cancel that arrives while reattaching stops the reattached work: the handle is known from the
@@ -153,7 +153,7 @@ export async function runRemote<I extends Intent, H, S>(
       if (handle !== undefined) {
         const ended = await stopAndConfirm(ctx, ops, handle, options, pause, ctx.leaseSignal);
         // The work finished before it could be stopped: its result stands (a cancel does not undo
-        // finished work), and the runner reports it complete.
+        // finished work), and the daemon reports it complete.
         if (ops.phase(ended) === 'succeeded') return await ops.result(handle, ended, ctx.leaseSignal);
       }
     }

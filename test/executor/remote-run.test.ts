@@ -109,7 +109,7 @@ describe('cancel and timeout are confirmed downstream', () => {
     await new Promise((r) => setImmediate(r));
     expect(settled).toBe(false);
     t.abort('shutdown');
-    // The lease signal's reason: the runner releases the job (still pending_cancellation).
+    // The lease signal's reason: the daemon releases the job (still pending_cancellation).
     await expect(running).rejects.toMatchObject({ reason: 'shutdown' });
     // Left for the next holder: the run was never stopped.
     expect([...remote.runs.values()][0]!.state).toBe('RUNNING');
@@ -144,7 +144,7 @@ describe('cancel and timeout are confirmed downstream', () => {
     run.state = 'SUCCEEDED';
     const t = createTestContext({ checkpoint: { token: run.token, attempt: 1, run: run.id } });
     t.abort('cancel');
-    // Finished work is not undone: the runner reports it complete.
+    // Finished work is not undone: the daemon reports it complete.
     await expect(executor.execute(job, t.ctx)).resolves.toEqual({ type: TYPE });
     expect(remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
   });

@@ -1,6 +1,6 @@
 /**
- * The job runner: runs one claimed job on its executor and turns whatever happened into exactly one
- * outcome for the control plane. The runner, not the executors, decides complete / fail / cancelled /
+ * Running one job: runs one claimed job on its executor and turns whatever happened into exactly one
+ * outcome for the control plane. The daemon, not the executors, decides complete / fail / cancelled /
  * release, so every executor means the same by them. Input is validated before dispatch and the
  * result after; nothing a job carries can throw out of here.
  *
@@ -67,7 +67,7 @@ export interface RunOptions {
   signals: JobSignals;
   /**
    * Per-type timeout, counted from the job's first start (`started_at`), so a re-claim does not
-   * restart the clock; the runner aborts with `timeout` when it passes.
+   * restart the clock; the daemon aborts with `timeout` when it passes.
    */
   timeoutMs: number;
   context: Omit<ExecuteContext, 'signal' | 'leaseSignal' | 'checkpoint' | 'deadline'>;
