@@ -29,6 +29,7 @@
  * Durations are ISO 8601 (`P1Y2M3W4DT5H6M7.5S`): years, months, weeks (7 days each), days, hours,
  * minutes, seconds (the only fractional part). Months and years stay calendar units.
  */
+import { ISO_DURATION } from './common.ts';
 import type { CostsInput, ForecastInput } from './forecasting.ts';
 
 export type EstimateMode = 'sampled' | 'exact' | 'costs';
@@ -48,9 +49,6 @@ export class DurationError extends Error {
 export type DurationUnit = 'years' | 'months' | 'days' | 'hours' | 'minutes' | 'seconds';
 /** A parsed duration: the units it names (weeks folded into days), absent units left out. */
 export type Duration = Partial<Record<DurationUnit, number>>;
-
-const ISO_DURATION =
-  /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
 
 /** An ISO 8601 duration, or a DurationError `cannot read the duration '<text>'`. */
 export function parseDuration(iso: string): Duration {
