@@ -56,7 +56,7 @@ export async function composeDaemon(
   const daemon = new Daemon({
     controlPlane: client,
     registry,
-    executorId: config.executorId,
+    operatorId: config.executorId,
     dataPlaneId: config.DPO_DATA_PLANE_ID,
     concurrency: config.DPO_CONCURRENCY,
     executorConcurrency: config.DPO_EXECUTOR_CONCURRENCY,

@@ -4,6 +4,7 @@
  * taken (a refused token, a lease that is gone) is the client's to say (`failureKind`), so nothing
  * in the daemon knows HTTP.
  */
+import type { Logger } from 'pino';
 import type {
   AppendLogsBatchRequest,
   PollRequest,
@@ -24,4 +25,36 @@ export interface ControlPlane {
   appendLogs(req: AppendLogsBatchRequest, opts?: { signal?: AbortSignal }): Promise<unknown>;
 }
 
-export { describeError, failureKind } from '../client/transport.ts';
+import { describeError, failureKind } from '../client/transport.ts';
+import { retryUntilStopped } from '../lib/retry.ts';
+
+export { describeError, failureKind };
+
+/**
+ * Retries one control-plane call until it is answered, with capped jittered backoff, for the loops
+ * that must outlast an outage (the poll, the reporter). A refused token is fatal and ends it;
+ * resolves `undefined` when stopped.
+ */
+export function untilAnswered<T>(
+  call: () => Promise<T>,
+  c: { stopSignal: AbortSignal; log: Logger; fatal(err: Error): void },
+  what: string,
+  fields: () => Record<string, unknown> = () => ({}),
+): Promise<T | undefined> {
+  return retryUntilStopped(call, {
+    signal: c.stopSignal,
+    baseMs: 250,
+    capMs: 5_000,
+    onError: (err, failures, delay) => {
+      if (failureKind(err) === 'auth') {
+        c.fatal(err as Error);
+        return 'stop';
+      }
+      c.log.warn(
+        { err: describeError(err), failures, retry_in_ms: delay, ...fields() },
+        `${what} failed; retrying`,
+      );
+      return 'retry';
+    },
+  });
+}

@@ -30,8 +30,8 @@ export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped';
 export interface DaemonOptions {
   controlPlane: ControlPlane;
   registry: Registry;
-  /** This operator's id: the contract's `executor` field, shown as the job's holder. */
-  executorId: string;
+  /** This operator's id (`DPO_EXECUTOR_ID`): the contract's `executor` field, shown as the job's holder. */
+  operatorId: string;
   dataPlaneId: string;
   concurrency: number;
   executorConcurrency?: Readonly<Record<string, number>>;
@@ -70,7 +70,7 @@ export class Daemon {
 
   constructor(options: DaemonOptions) {
     this.o = options;
-    this.log = options.logger.child({ operator_id: options.executorId });
+    this.log = options.logger.child({ operator_id: options.operatorId });
     this.stopped = new Promise((resolve) => {
       this.stopResolve = resolve;
     });
@@ -91,13 +91,13 @@ export class Daemon {
     this.slots = new Slots(limits, options.concurrency, options.metrics);
     this.shipper = new LogShipper({
       ...common,
-      executorId: options.executorId,
+      operatorId: options.operatorId,
       maxBufferedLines: options.maxBufferedLogLines ?? 1_000,
       running: () => this.slots.holders(),
     });
     this.reporter = new Reporter({
       ...common,
-      executorId: options.executorId,
+      operatorId: options.operatorId,
       flushLogs: (executions) => this.shipper.flush(executions),
       acknowledged: (ex) => this.slots.drop(ex),
       idle: () => this.notifyIdle(),
@@ -120,7 +120,7 @@ export class Daemon {
     });
     this.poller = new Poller({
       ...common,
-      operatorId: options.executorId,
+      operatorId: options.operatorId,
       dataPlaneId: options.dataPlaneId,
       registry: options.registry,
       slots: this.slots,

@@ -14,7 +14,7 @@ import type { Execution } from './slots.ts';
 
 export interface LogShipperContext {
   controlPlane: ControlPlane;
-  executorId: string;
+  operatorId: string;
   log: Logger;
   metrics: Metrics;
   stopSignal: AbortSignal;
@@ -77,7 +77,7 @@ export class LogShipper {
     if (entries.length === 0) return;
     try {
       await this.c.controlPlane.appendLogs(
-        { executor: this.c.executorId, entries },
+        { executor: this.c.operatorId, entries },
         { signal: this.c.stopSignal },
       );
     } catch (err) {

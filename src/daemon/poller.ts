@@ -17,8 +17,7 @@
  */
 import type { Logger } from 'pino';
 import { MAX_CAPACITY, type PollResponse, type Progress } from '../contract/index.ts';
-import { retryUntilStopped } from '../lib/retry.ts';
-import { type ControlPlane, describeError, failureKind } from './control-plane.ts';
+import { type ControlPlane, untilAnswered } from './control-plane.ts';
 import type { Registry } from './registry.ts';
 import type { Execution, Slots } from './slots.ts';
 
@@ -81,22 +80,7 @@ export class Poller {
     try {
       while (this.c.mode() !== 'stopped') {
         if (this.c.mode() === 'renewing' && this.c.slots.heldCount === 0) break;
-        const ok = await retryUntilStopped(() => this.pollOnce(), {
-          signal: this.c.stopSignal,
-          baseMs: 250,
-          capMs: 5_000,
-          onError: (err, failures, delay) => {
-            if (failureKind(err) === 'auth') {
-              this.c.fatal(err as Error);
-              return 'stop';
-            }
-            this.c.log.warn(
-              { err: describeError(err), failures, retry_in_ms: delay },
-              'poll failed; retrying',
-            );
-            return 'retry';
-          },
-        });
+        const ok = await untilAnswered(() => this.pollOnce(), this.c, 'poll');
         if (ok === undefined) break;
         // Let jobs dispatched by this poll start (and trivial ones finish) before sizing the next claim.
         await new Promise((r) => setImmediate(r));

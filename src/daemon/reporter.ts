@@ -10,8 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { ReportEntry } from '../contract/index.ts';
-import { retryUntilStopped } from '../lib/retry.ts';
-import { type ControlPlane, describeError, failureKind } from './control-plane.ts';
+import { type ControlPlane, describeError, untilAnswered } from './control-plane.ts';
 import type { Metrics } from './metrics.ts';
 import type { Outcome } from './run-job.ts';
 import type { Execution } from './slots.ts';
@@ -19,7 +18,7 @@ import type { Execution } from './slots.ts';
 /** What the reporter sees of the daemon. */
 export interface ReporterContext {
   controlPlane: ControlPlane;
-  executorId: string;
+  operatorId: string;
   log: Logger;
   metrics: Metrics;
   /** Aborted when the daemon stops. */
@@ -89,33 +88,15 @@ export class Reporter {
     while (this.queue.length > 0 && !this.c.stopSignal.aborted) {
       const batch = this.queue.splice(0, 1_000);
       await this.c.flushLogs(batch.map((b) => b.ex));
-      const res = await retryUntilStopped(
+      const res = await untilAnswered(
         () =>
           this.c.controlPlane.report(
-            { executor: this.c.executorId, reports: batch.map((b) => b.entry) },
+            { executor: this.c.operatorId, reports: batch.map((b) => b.entry) },
             { signal: this.c.stopSignal },
           ),
-        {
-          signal: this.c.stopSignal,
-          baseMs: 250,
-          capMs: 5_000,
-          onError: (err, failures, delay) => {
-            if (failureKind(err) === 'auth') {
-              this.c.fatal(err as Error);
-              return 'stop';
-            }
-            this.c.log.warn(
-              {
-                err: describeError(err),
-                failures,
-                pending: batch.length + this.queue.length,
-                retry_in_ms: delay,
-              },
-              'report failed; retrying',
-            );
-            return 'retry';
-          },
-        },
+        this.c,
+        'report',
+        () => ({ pending: batch.length + this.queue.length }),
       );
       if (res === undefined) {
         // Stopped: the outcomes stay unacknowledged (their leases lapse; the jobs are re-delivered).

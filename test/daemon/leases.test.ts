@@ -115,7 +115,7 @@ async function setup(opts: { leaseTtlMs?: number; frozenClock?: boolean; realClo
     const executor = recording(extra.executor ?? memoryRemoteExecutor(remote, name), name, log);
     const d = await startTestDaemon(target, {
       executors: [executor],
-      executorId: name,
+      operatorId: name,
       // A partitioned daemon is full while it holds its one job, so a poll it parked at the control
       // plane before the cut (which the control plane may still answer) claims nothing for it.
       concurrency: extra.concurrency ?? (extra.partitioned ? 1 : 4),

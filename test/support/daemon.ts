@@ -45,7 +45,7 @@ export async function startTestDaemon(
   const controlPlane = wrapControlPlane ? wrapControlPlane(link) : link;
   const daemon = new Daemon({
     registry: buildRegistry(executors, {}),
-    executorId: `test-daemon-${Math.random().toString(36).slice(2, 8)}`,
+    operatorId: `test-daemon-${Math.random().toString(36).slice(2, 8)}`,
     dataPlaneId: cp.dataPlaneId,
     concurrency: 20,
     pollWaitMs: 5_000,
