@@ -10,9 +10,10 @@
  * seeds the local data plane) finds it in `registry.executors`.
  */
 import { OperatorClient } from '../client/operator-client.ts';
+import { describeError } from '../client/transport.ts';
 import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
 import type { DaemonConfig } from '../daemon/config.ts';
-import { Daemon, errorInfo } from '../daemon/daemon.ts';
+import { Daemon } from '../daemon/daemon.ts';
 import { createMetrics, type Metrics } from '../daemon/metrics.ts';
 import { type OpsServer, startOpsServer } from '../daemon/ops-server.ts';
 import { buildRegistry, loadExecutors, type Registry } from '../daemon/registry.ts';
@@ -49,7 +50,10 @@ export async function composeDaemon(
     requestTimeoutMs: config.DPO_REQUEST_TIMEOUT_MS,
     onRetry: (path, err, attempt, delay) => {
       metrics.retries.inc({ path });
-      logger.debug({ path, attempt, delay_ms: delay, err: errorInfo(err) }, 'retrying control-plane request');
+      logger.debug(
+        { path, attempt, delay_ms: delay, err: describeError(err) },
+        'retrying control-plane request',
+      );
     },
     onRequest: (path, outcome, seconds) => metrics.requests.observe({ path, outcome }, seconds),
   });

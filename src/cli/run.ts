@@ -6,8 +6,8 @@
  */
 import type { Command } from 'commander';
 import { explainFailure } from '../client/explain.ts';
+import { describeError } from '../client/transport.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
-import { errorInfo } from '../daemon/daemon.ts';
 import { ConfigError, mergeEnv } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { type ComposedDaemon, closeClient, composeDaemon, startDaemonOps } from './compose.ts';
@@ -63,7 +63,7 @@ export function registerRunCommand(program: Command): void {
       process.on('SIGINT', onSignal);
       // Nothing a job carries may end the process silently: log, release what we can, exit 1.
       const crash = (err: unknown) => {
-        log.fatal({ err: errorInfo(err) }, 'uncaught error: releasing jobs and exiting');
+        log.fatal({ err: describeError(err) }, 'uncaught error: releasing jobs and exiting');
         void daemon.force().finally(() => process.exit(1));
       };
       process.on('uncaughtException', crash);

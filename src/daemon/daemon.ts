@@ -264,6 +264,3 @@ export class Daemon {
     this.stopResolve(reason);
   }
 }
-
-/** Error fields for logs (kept here for the CLI's imports). */
-export { describeError as errorInfo } from './control-plane.ts';
