@@ -76,8 +76,9 @@ export async function composeDaemon(
 
 /**
  * Starts the health and metrics endpoint where DPO_METRICS_LISTEN says; undefined when it is `off`.
- * `/healthz` fails once the last poll is older than three poll waits, and never sooner than a
- * minute: a poll parks at the control plane for up to one wait.
+ * `/healthz` fails when the poll loop started no step for longer than one step can take (the
+ * client's attempts × (request timeout + park) and the backoff after them), never sooner than a
+ * minute; `/readyz` fails when the control plane has not answered for a park and a request timeout.
  */
 export async function startDaemonOps(c: ComposedDaemon): Promise<OpsServer | undefined> {
   const listen = c.config.DPO_METRICS_LISTEN;
@@ -86,7 +87,10 @@ export async function startDaemonOps(c: ComposedDaemon): Promise<OpsServer | und
     ...listen,
     daemon: c.daemon,
     metrics: c.metrics,
-    staleAfterMs: Math.max(60_000, c.config.DPO_POLL_WAIT_MS * 3),
+    // One poll step is at most the client's attempts × (request timeout + park) plus its backoff.
+    staleAfterMs: Math.max(60_000, 4 * (c.config.DPO_REQUEST_TIMEOUT_MS + c.config.DPO_POLL_WAIT_MS + 5_000)),
+    // A connected loop is answered at least once per park.
+    unreadyAfterMs: c.config.DPO_POLL_WAIT_MS + c.config.DPO_REQUEST_TIMEOUT_MS + 5_000,
   });
 }
 

@@ -147,14 +147,14 @@ export class Daemon {
     return this.slots.heldCount;
   }
 
-  /** Last successful poll (epoch ms), for /healthz. */
+  /** Last successful poll (epoch ms), for /readyz. */
   get lastPollAt(): number {
     return this.poller.lastPollAt;
   }
 
-  /** Whether the control plane has answered at least once, for /readyz. */
-  get controlPlaneAnswered(): boolean {
-    return this.poller.answered;
+  /** When the poll loop last started a step (epoch ms), for /healthz. */
+  get lastLoopStepAt(): number {
+    return this.poller.lastStepAt;
   }
 
   private transition(to: DaemonState, fields: Record<string, unknown> = {}): void {

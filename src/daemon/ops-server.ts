@@ -1,6 +1,11 @@
 /**
- * Health and metrics over HTTP: `/healthz` (the poll loop is alive and polled recently), `/readyz`
- * (config valid and the control plane answered), `/metrics` (Prometheus text format).
+ * Health and metrics over HTTP.
+ * - `/healthz` (liveness): this process makes progress — it answers (the event loop turns) and its
+ *   poll loop started a step recently — whatever the control plane does. An outage of the control
+ *   plane must not get every replica restarted, killing local work.
+ * - `/readyz` (readiness): running (not draining) and connected: the control plane answered a poll
+ *   recently. A daemon that never reached it is live but not ready.
+ * - `/metrics`: Prometheus text format.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,8 +22,10 @@ export async function startOpsServer(opts: {
   port: number;
   daemon: Daemon;
   metrics: Metrics;
-  /** A poll older than this makes /healthz fail. */
+  /** A poll loop that started no step for this long makes /healthz fail. */
   staleAfterMs: number;
+  /** No answer from the control plane for this long makes /readyz fail (default: staleAfterMs). */
+  unreadyAfterMs?: number;
 }): Promise<OpsServer> {
   const { daemon, metrics } = opts;
   const server: Server = createServer((req, res) => {
@@ -29,21 +36,31 @@ export async function startOpsServer(opts: {
     };
     if (req.method !== 'GET')
       return json(405, { error: { code: 'method_not_allowed', message: 'GET only' } });
+    const now = Date.now();
+    const pollAge = daemon.lastPollAt === 0 ? null : now - daemon.lastPollAt;
     if (path === '/healthz') {
-      const age = daemon.lastPollAt === 0 ? null : Date.now() - daemon.lastPollAt;
+      const stepAge = daemon.lastLoopStepAt === 0 ? null : now - daemon.lastLoopStepAt;
       const alive =
         daemon.state === 'starting' ||
         ((daemon.state === 'running' || daemon.state === 'draining') &&
-          (age === null || age < opts.staleAfterMs));
+          (stepAge === null || stepAge < opts.staleAfterMs));
       return json(alive ? 200 : 503, {
         status: alive ? 'ok' : 'unhealthy',
         state: daemon.state,
-        last_poll_age_ms: age,
+        loop_step_age_ms: stepAge,
+        last_poll_age_ms: pollAge,
       });
     }
     if (path === '/readyz') {
-      const ready = daemon.state === 'running' && daemon.controlPlaneAnswered;
-      return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', state: daemon.state });
+      const ready =
+        daemon.state === 'running' &&
+        pollAge !== null &&
+        pollAge < (opts.unreadyAfterMs ?? opts.staleAfterMs);
+      return json(ready ? 200 : 503, {
+        status: ready ? 'ready' : 'not_ready',
+        state: daemon.state,
+        last_poll_age_ms: pollAge,
+      });
     }
     if (path === '/metrics') {
       metrics.registry.metrics().then(

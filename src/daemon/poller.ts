@@ -57,10 +57,14 @@ export class Poller {
   private fenceTimer: NodeJS.Timeout | undefined;
   /** The control plane's lease TTL, as its last answer said. */
   leaseTtlMs = 30_000;
-  /** When the control plane last answered (epoch ms), for /healthz. */
+  /** When the control plane last answered (epoch ms), for /readyz. */
   lastPollAt = 0;
-  /** Whether the control plane has answered at least once, for /readyz. */
-  answered = false;
+  /**
+   * When the poll loop last started a step (a poll, or a retry after a failure; epoch ms), for
+   * /healthz: a loop that makes progress starts one at least every few request timeouts, whatever
+   * the control plane does.
+   */
+  lastStepAt = 0;
 
   constructor(context: PollerContext) {
     this.c = context;
@@ -115,6 +119,7 @@ export class Poller {
 
   /** One poll; resolves `true` when answered or interrupted on purpose, throws on failure. */
   private async pollOnce(): Promise<true> {
+    this.lastStepAt = Date.now();
     const { capacity, jobTypes } = this.claimPlan();
     const now = this.c.now();
     const renew = this.c.slots.heldCount > 0 && now - this.lastRenewalAt >= this.renewEveryMs;
@@ -159,7 +164,6 @@ export class Poller {
       );
       this.leaseTtlMs = res.lease_ttl_ms;
       this.lastPollAt = Date.now();
-      this.answered = true;
       const lost = new Set(res.lost);
       for (const ex of listed) if (!lost.has(ex.job.id)) ex.renewedAt = Math.max(ex.renewedAt, now);
       this.c.answer(res, now);

@@ -12,6 +12,7 @@ import { abortReasonOf, type Executor, JobError } from '../../src/executor/index
 import { clients, startTestControlPlane, type TestControlPlane, TRUNCATE, waitFor } from '../helpers.ts';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.ts';
 import { MemoryRemote, memoryRemoteExecutor } from '../support/memory-remote.ts';
+import { Partition } from '../support/partition.ts';
 
 let cp: TestControlPlane | undefined;
 const daemons: TestDaemon[] = [];
@@ -63,38 +64,6 @@ function maxOverlap(log: Recorded[], jobId: string): number {
     max = Math.max(max, now);
   }
   return max;
-}
-
-/**
- * A control plane link that can be cut: from `cutNow()` on, every call, those in flight too, fails
- * as over a black-holed connection.
- */
-class Partition implements ControlPlane {
-  private readonly inner: ControlPlane;
-  private severed = false;
-  private readonly inFlight = new Set<(err: Error) => void>();
-  constructor(inner: ControlPlane) {
-    this.inner = inner;
-  }
-  cutNow(): void {
-    this.severed = true;
-    for (const reject of this.inFlight) reject(new Error('connection reset (partitioned)'));
-  }
-  private gate<T>(call: () => Promise<T>): Promise<T> {
-    if (this.severed) {
-      return new Promise((_, reject) =>
-        setTimeout(() => reject(new Error('connect ETIMEDOUT (partitioned)')), 20),
-      );
-    }
-    const { promise, reject } = Promise.withResolvers<never>();
-    this.inFlight.add(reject);
-    return Promise.race([call(), promise]).finally(() => this.inFlight.delete(reject));
-  }
-  poll: ControlPlane['poll'] = (req, opts) => this.gate(() => this.inner.poll(req, opts));
-  report: ControlPlane['report'] = (req, opts) => this.gate(() => this.inner.report(req, opts));
-  checkpoint: ControlPlane['checkpoint'] = (id, body, opts) =>
-    this.gate(() => this.inner.checkpoint(id, body, opts));
-  appendLogs: ControlPlane['appendLogs'] = (req, opts) => this.gate(() => this.inner.appendLogs(req, opts));
 }
 
 async function setup(opts: { leaseTtlMs?: number; frozenClock?: boolean; realClock?: boolean } = {}) {
