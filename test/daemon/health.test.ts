@@ -24,13 +24,15 @@ afterEach(async () => {
 const STALE_MS = 7_000;
 const UNREADY_MS = 600;
 
-async function setup() {
+/** A daemon behind a cuttable link, with its health server; `cutFromStart`: never connected. */
+async function setup(opts: { cutFromStart?: boolean } = {}) {
   cp = await startTestControlPlane();
   let partition: Partition | undefined;
   d = await startTestDaemon(cp, {
     pollWaitMs: 200,
     wrapControlPlane: (inner) => {
       partition = new Partition(inner);
+      if (opts.cutFromStart) partition.cutNow('reset');
       return partition;
     },
   });
@@ -44,7 +46,7 @@ async function setup() {
   });
   const url = ops.url;
   const status = async (path: string) => (await fetch(`${url}${path}`)).status;
-  await waitFor(async () => (await status('/readyz')) === 200, { what: 'readiness' });
+  if (!opts.cutFromStart) await waitFor(async () => (await status('/readyz')) === 200, { what: 'readiness' });
   return { partition: partition!, status };
 }
 
@@ -80,26 +82,9 @@ describe('health through a control-plane outage', () => {
   });
 
   it('is live but never ready when the control plane was never reached', async () => {
-    cp = await startTestControlPlane();
-    const target = cp;
-    d = await startTestDaemon(target, {
-      pollWaitMs: 200,
-      wrapControlPlane: (inner) => {
-        const p = new Partition(inner);
-        p.cutNow('reset');
-        return p;
-      },
-    });
-    ops = await startOpsServer({
-      host: '127.0.0.1',
-      port: 0,
-      daemon: d.daemon,
-      metrics: d.metrics,
-      staleAfterMs: STALE_MS,
-      unreadyAfterMs: UNREADY_MS,
-    });
+    const { status } = await setup({ cutFromStart: true });
     await waitFor(() => d!.daemon.lastLoopStepAt > 0, { what: 'the loop to step' });
-    expect((await fetch(`${ops.url}/readyz`)).status).toBe(503);
-    expect((await fetch(`${ops.url}/healthz`)).status).toBe(200);
+    expect(await status('/readyz')).toBe(503);
+    expect(await status('/healthz')).toBe(200);
   });
 });
