@@ -100,7 +100,6 @@ export class Dispatcher {
       // straight back.
       const ex = new Execution(job, token, executor ?? NO_EXECUTOR, sentAt);
       this.supersede(this.c.slots.hold(ex, false));
-      ex.phase = 'reporting';
       ex.settle();
       this.c.reporter.enqueue(
         ex,
