@@ -1,0 +1,325 @@
+/**
+ * What each column statistic of `datasets_calculate_column_stats` means: the one definition every
+ * executor that computes statistics (local DuckDB, Snowflake, …) implements, and is tested against
+ * through {@link referenceColumnStats} (a plain, exact implementation over an array of values) and
+ * {@link compareColumnStats} (the tolerances an executor's figures must meet).
+ *
+ * The definitions (Iceberg's where it defines the statistic):
+ * - `value_count`: every row, NULLs and NaNs included.
+ * - `null_value_count`: rows whose value IS NULL.
+ * - `nan_value_count`: rows whose value is NaN; floating-point columns only, 0 for any other type.
+ *   NaN is a value, not a NULL: it counts towards `value_count` and `completeness`.
+ * - `lower_bound` / `upper_bound`: the least and greatest value over the non-NULL, non-NaN values,
+ *   NULL when there is none. Ordering: numbers by value, strings by the bytes of their UTF-8 form
+ *   (binary collation), booleans false < true, dates and timestamps by time. Stored as typed JSON:
+ *   integers as numbers while |n| ≤ 2^53 − 1 and as decimal strings beyond (64-bit values stay
+ *   exact); decimals (fixed scale) as decimal strings, exact; floating-point as numbers; strings as
+ *   strings; booleans as booleans; dates and timestamps as ISO-8601 strings. Composite columns
+ *   (STRUCT, LIST, MAP, ARRAY, OBJECT, VARIANT) have no order users can read: their bounds are NULL.
+ * - `approx_count_distinct`: the number of distinct non-NULL values (NaN counts as one value), within
+ *   {@link DISTINCT_MAX_RELATIVE_ERROR} of the exact count; an executor may count exactly.
+ * - `completeness`: the share of rows whose value is not NULL: (value_count − null_value_count) /
+ *   value_count, and 1 for an empty table.
+ * - `mean`: the arithmetic mean of the non-NULL, non-NaN values of a numeric column (integer, decimal,
+ *   floating), as a double; NULL when there is none or the column is not numeric.
+ * - `standard_deviation`: the SAMPLE standard deviation (divisor n − 1) over the same values; NULL when
+ *   there are fewer than two, or the column is not numeric.
+ * - `histogram`: numeric columns only (an empty list otherwise, and when no value qualifies). `bins`
+ *   equal-width buckets over [lower_bound, upper_bound] (one bucket when they are equal); a value x
+ *   falls in bucket min(bins − 1, floor((x − lower) / width)), so the last bucket includes the upper
+ *   bound; bucket i spans [lower + i·width, lower + (i+1)·width), the last ending exactly at upper.
+ *   The counts sum to the number of non-NULL, non-NaN values.
+ */
+import type { ColumnStat } from '../catalogue/datasets.ts';
+
+/** The largest relative error allowed in `approx_count_distinct` (2 %). */
+export const DISTINCT_MAX_RELATIVE_ERROR = 0.02;
+
+/** How a column's values are ordered and stored, from its SQL type. */
+export type ColumnKind = 'integer' | 'decimal' | 'floating' | 'string' | 'boolean' | 'temporal' | 'composite';
+
+/**
+ * The kind of a SQL type name, in DuckDB's or Snowflake's spelling (`BIGINT`, `NUMBER(38,0)`,
+ * `DECIMAL(18,2)`, `DOUBLE`, `FLOAT`, `VARCHAR`, `TIMESTAMP_NTZ`, `STRUCT(a INTEGER)`, `INTEGER[]`…).
+ * Unknown types are treated as strings.
+ */
+export function kindOfSqlType(sqlType: string): ColumnKind {
+  const t = sqlType.trim().toUpperCase();
+  if (/\[\d*\]$/.test(t) || /^(STRUCT|LIST|MAP|ARRAY|OBJECT|VARIANT|UNION)\b/.test(t)) return 'composite';
+  if (
+    /^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|BYTEINT|INT\d|LONG|SHORT)$/.test(
+      t,
+    )
+  )
+    return 'integer';
+  const dec = /^(DECIMAL|NUMERIC|NUMBER)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$/.exec(t);
+  if (dec) {
+    // No scale given: Snowflake's NUMBER is NUMBER(38,0), DuckDB's DECIMAL is DECIMAL(18,3); a
+    // precision alone means scale 0.
+    const scale = dec[3] !== undefined ? Number(dec[3]) : dec[2] !== undefined || dec[1] === 'NUMBER' ? 0 : 3;
+    return scale > 0 ? 'decimal' : 'integer';
+  }
+  if (/^(FLOAT\d?|DOUBLE( PRECISION)?|REAL)$/.test(t)) return 'floating';
+  if (t === 'BOOLEAN' || t === 'BOOL') return 'boolean';
+  if (/^(DATE|TIME|TIMESTAMP|DATETIME)/.test(t)) return 'temporal';
+  return 'string';
+}
+
+/** True for the kinds whose mean, deviation and histogram are defined. */
+export function isNumericKind(kind: ColumnKind): boolean {
+  return kind === 'integer' || kind === 'decimal' || kind === 'floating';
+}
+
+/** A bound as the result stores it (see the module's definitions). */
+export type Bound = number | string | boolean | null;
+
+/**
+ * A bound in its stored form. `raw` is what a driver returns: a number, a bigint, a decimal's string
+ * (or an object with a `toString` giving it), a Date, a boolean, a string.
+ */
+export function typedBound(raw: unknown, kind: ColumnKind): Bound {
+  if (raw === null || raw === undefined || kind === 'composite') return null;
+  switch (kind) {
+    case 'integer': {
+      const s = typeof raw === 'bigint' ? raw.toString() : String(raw).trim();
+      if (!/^-?\d+$/.test(s)) return typeof raw === 'number' ? raw : s;
+      const n = Number(s);
+      return Number.isSafeInteger(n) ? n : canonicalDecimal(s);
+    }
+    case 'decimal':
+      return canonicalDecimal(typeof raw === 'number' ? String(raw) : String(raw));
+    case 'floating':
+      return Number(raw);
+    case 'boolean':
+      return typeof raw === 'boolean' ? raw : /^(true|1)$/i.test(String(raw));
+    case 'temporal':
+      return raw instanceof Date ? raw.toISOString() : String(raw);
+    default:
+      return String(raw);
+  }
+}
+
+/** `-001.2500` → `-1.25`, `3.000` → `3`, `-0` → `0`: one spelling per decimal value. */
+export function canonicalDecimal(s: string): string {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(s.trim());
+  if (!m) return s;
+  const int = (m[2] ?? '').replace(/^0+(?=\d)/, '') || '0';
+  const frac = (m[3] ?? '').replace(/0+$/, '');
+  const body = frac ? `${int}.${frac}` : int;
+  return m[1] === '-' && body !== '0' ? `-${body}` : body;
+}
+
+export interface HistogramBucket {
+  lower: number;
+  upper: number;
+  count: number;
+}
+
+/** The statistics of one column, as the job's result and the statistics table hold them. */
+export interface ColumnStatsValue {
+  value_count?: number;
+  null_value_count?: number;
+  nan_value_count?: number;
+  lower_bound?: Bound;
+  upper_bound?: Bound;
+  approx_count_distinct?: number;
+  completeness?: number;
+  mean?: number | null;
+  standard_deviation?: number | null;
+  histogram?: HistogramBucket[];
+}
+
+export type EnabledStats = Partial<Record<ColumnStat, boolean>>;
+
+/** Equal-width buckets per the module's definition. */
+export function histogramOf(
+  values: readonly number[],
+  lower: number,
+  upper: number,
+  bins: number,
+): HistogramBucket[] {
+  if (values.length === 0) return [];
+  const n = lower === upper ? 1 : bins;
+  const width = (upper - lower) / n;
+  const counts = new Array<number>(n).fill(0);
+  for (const x of values) {
+    const b = n === 1 ? 0 : Math.min(n - 1, Math.floor((x - lower) / width));
+    counts[b] = (counts[b] ?? 0) + 1;
+  }
+  return counts.map((count, i) => ({
+    lower: lower + i * width,
+    upper: i === n - 1 ? upper : lower + (i + 1) * width,
+    count,
+  }));
+}
+
+function utf8Compare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function decimalCompare(a: string, b: string): number {
+  const d = Number(a) - Number(b);
+  if (d !== 0 && Number.isFinite(d)) return d;
+  // Equal as doubles: compare exactly (same sign assumed equal magnitudes differ only far right).
+  const [ca, cb] = [canonicalDecimal(a), canonicalDecimal(b)];
+  if (ca === cb) return 0;
+  const neg = ca.startsWith('-');
+  const [ia = '', fa = ''] = ca.replace('-', '').split('.');
+  const [ib = '', fb = ''] = cb.replace('-', '').split('.');
+  const len = Math.max(fa.length, fb.length);
+  const x = BigInt(ia + fa.padEnd(len, '0'));
+  const y = BigInt(ib + fb.padEnd(len, '0'));
+  const c = x < y ? -1 : x > y ? 1 : 0;
+  return neg ? -c : c;
+}
+
+/**
+ * The exact statistics of `values` (one per row; `null` is SQL NULL, `NaN` a floating NaN; integers
+ * may be bigints, decimals strings, temporals ISO strings or Dates), as the module defines them.
+ */
+export function referenceColumnStats(
+  values: readonly unknown[],
+  kind: ColumnKind,
+  enabled: EnabledStats,
+  bins: number,
+): ColumnStatsValue {
+  const total = values.length;
+  const nonNull = values.filter((v) => v !== null && v !== undefined);
+  const isNaNValue = (v: unknown) => kind === 'floating' && typeof v === 'number' && Number.isNaN(v);
+  const valid = nonNull.filter((v) => !isNaNValue(v));
+  const out: ColumnStatsValue = {};
+  const nulls = total - nonNull.length;
+  if (enabled.value_count) out.value_count = total;
+  if (enabled.null_value_count) out.null_value_count = nulls;
+  if (enabled.nan_value_count) out.nan_value_count = nonNull.filter(isNaNValue).length;
+  if (enabled.completeness) out.completeness = total === 0 ? 1 : (total - nulls) / total;
+
+  const typed = valid.map((v) => typedBound(v, kind));
+  const cmp = (a: Bound, b: Bound): number => {
+    if (kind === 'integer' || kind === 'decimal') return decimalCompare(String(a), String(b));
+    if (kind === 'floating') return (a as number) - (b as number);
+    if (kind === 'boolean') return Number(a) - Number(b);
+    if (kind === 'temporal')
+      return Date.parse(String(a)) - Date.parse(String(b)) || utf8Compare(String(a), String(b));
+    return utf8Compare(String(a), String(b));
+  };
+  let lo: Bound = null;
+  let hi: Bound = null;
+  if (kind !== 'composite') {
+    for (const t of typed) {
+      if (lo === null || cmp(t, lo) < 0) lo = t;
+      if (hi === null || cmp(t, hi) > 0) hi = t;
+    }
+  }
+  if (enabled.lower_bound) out.lower_bound = lo;
+  if (enabled.upper_bound) out.upper_bound = hi;
+
+  if (enabled.approx_count_distinct) {
+    const key = (v: unknown) =>
+      isNaNValue(v)
+        ? 'NaN'
+        : kind === 'composite'
+          ? JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x))
+          : String(typedBound(v, kind === 'floating' ? 'floating' : kind));
+    out.approx_count_distinct = new Set(nonNull.map(key)).size;
+  }
+
+  const numeric = isNumericKind(kind);
+  const nums = numeric ? valid.map((v) => Number(typeof v === 'bigint' ? v.toString() : v)) : [];
+  if (enabled.mean) out.mean = nums.length === 0 ? null : kahanSum(nums) / nums.length;
+  if (enabled.standard_deviation) {
+    if (nums.length < 2) out.standard_deviation = null;
+    else {
+      const mean = kahanSum(nums) / nums.length;
+      out.standard_deviation = Math.sqrt(kahanSum(nums.map((x) => (x - mean) ** 2)) / (nums.length - 1));
+    }
+  }
+  if (enabled.histogram) {
+    out.histogram =
+      numeric && nums.length > 0 ? histogramOf(nums, Math.min(...nums), Math.max(...nums), bins) : [];
+  }
+  return out;
+}
+
+function kahanSum(xs: readonly number[]): number {
+  let sum = 0;
+  let c = 0;
+  for (const x of xs) {
+    const y = x - c;
+    const t = sum + y;
+    c = t - sum - y;
+    sum = t;
+  }
+  return sum;
+}
+
+const REL = 1e-9;
+function close(a: number, b: number): boolean {
+  return a === b || Math.abs(a - b) <= REL * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+/**
+ * The ways an executor's statistics for one column miss the definition: counts, bounds and histogram
+ * counts must be exact; mean, deviation, completeness and bucket edges agree to 1e-9 relative;
+ * distinct counts to {@link DISTINCT_MAX_RELATIVE_ERROR}. An empty list means they conform.
+ */
+export function compareColumnStats(
+  actual: ColumnStatsValue,
+  expected: ColumnStatsValue,
+  column = 'column',
+): string[] {
+  const issues: string[] = [];
+  const say = (stat: string, why: string) => issues.push(`${column}.${stat}: ${why}`);
+  for (const stat of Object.keys(expected) as (keyof ColumnStatsValue)[]) {
+    const a = actual[stat];
+    const e = expected[stat];
+    if (!(stat in actual)) {
+      say(stat, 'missing');
+      continue;
+    }
+    switch (stat) {
+      case 'approx_count_distinct': {
+        const err = Math.abs((a as number) - (e as number)) / Math.max(1, e as number);
+        if (!(err <= DISTINCT_MAX_RELATIVE_ERROR))
+          say(stat, `${a} vs exact ${e} (${(err * 100).toFixed(2)} % off)`);
+        break;
+      }
+      case 'mean':
+      case 'standard_deviation':
+      case 'completeness':
+        if (a === null || e === null ? a !== e : !close(a as number, e as number)) say(stat, `${a} vs ${e}`);
+        break;
+      case 'histogram': {
+        const ah = a as HistogramBucket[];
+        const eh = e as HistogramBucket[];
+        if (!Array.isArray(ah) || ah.length !== eh.length) {
+          say(stat, `${Array.isArray(ah) ? ah.length : typeof ah} buckets vs ${eh.length}`);
+          break;
+        }
+        eh.forEach((b, i) => {
+          const x = ah[i] as HistogramBucket;
+          if (x.count !== b.count || !close(x.lower, b.lower) || !close(x.upper, b.upper)) {
+            say(stat, `bucket ${i} ${JSON.stringify(x)} vs ${JSON.stringify(b)}`);
+          }
+        });
+        break;
+      }
+      case 'lower_bound':
+      case 'upper_bound':
+        if (!sameBound(a as Bound, e as Bound)) {
+          say(stat, `${JSON.stringify(a)} (${typeof a}) vs ${JSON.stringify(e)} (${typeof e})`);
+        }
+        break;
+      default:
+        if (a !== e) say(stat, `${a} vs ${e}`);
+    }
+  }
+  return issues;
+}
+
+function sameBound(a: Bound, e: Bound): boolean {
+  if (a === e) return true;
+  if (typeof a !== 'string' || typeof e !== 'string') return false;
+  const decimal = /^-?\d+(\.\d+)?$/;
+  return decimal.test(a) && decimal.test(e) && canonicalDecimal(a) === canonicalDecimal(e);
+}
