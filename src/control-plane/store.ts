@@ -92,6 +92,10 @@ export interface StoreEvents {
   holderAttention(jobId: string, executor: string | null): void;
   /** The job reached a terminal state. */
   terminal(jobId: string): void;
+  /** A job changed: the entry just written to the event log. */
+  changed?(event: JobEvent): void;
+  /** Log lines were appended to the job. */
+  logged?(jobId: string): void;
 }
 
 interface JobRow {
@@ -178,7 +182,72 @@ CREATE TABLE IF NOT EXISTS job_logs (
   msg TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs(job_id, seq);
+CREATE TABLE IF NOT EXISTS job_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data_plane_id TEXT,
+  company_id INTEGER NOT NULL,
+  executor TEXT,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  data TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(json_extract(request_source, '$.job_id'))
+  WHERE json_extract(request_source, '$.job_id') IS NOT NULL;
 `;
+
+/**
+ * One entry of the job event log (`job_events`): every change of a job, in commit order. The console
+ * streams it (SSE, `seq` is the event id a reconnecting client replays from) and draws a job's
+ * timeline from it; the control plane's queue counters count it.
+ */
+export interface JobEvent {
+  seq: number;
+  job_id: string;
+  /** created, claimed, claimed_for_cancel, progress, checkpoint, retry_scheduled, failure, released,
+   * cancel_requested, rescheduled, completed, failed, cancelled, updated. */
+  kind: string;
+  state: JobState;
+  type: string;
+  data_plane_id: string | null;
+  company_id: number;
+  executor: string | null;
+  attempt: number;
+  at: string;
+  data: unknown;
+}
+
+/** Which event a write to a job is, from what it changed (`row` is the job after the write). */
+function eventOf(patch: Partial<JobRow>, row: JobRow): [kind: string, data: unknown] {
+  const lastFailure = () => (JSON.parse(row.failures) as FailureRecord[]).at(-1) ?? null;
+  switch (patch.state) {
+    case 'completed':
+      return ['completed', null];
+    case 'failed':
+      return ['failed', lastFailure()];
+    case 'cancelled':
+      return [
+        'cancelled',
+        { reason: row.cancellation_reason, failure: patch.failures ? lastFailure() : null },
+      ];
+    case 'pending_cancellation':
+      return ['cancel_requested', { reason: row.cancellation_reason }];
+    case 'pending':
+      if ('result' in patch) return ['rescheduled', null];
+      if (patch.failures)
+        return ['retry_scheduled', { failure: lastFailure(), not_before: isoOrNull(row.not_before) }];
+      return ['released', null];
+  }
+  if (patch.failures) return ['failure', lastFailure()];
+  if (patch.lease_token === null) return ['released', null];
+  if (patch.checkpoint !== undefined) return ['checkpoint', { checkpoint: jsonOrNull(row.checkpoint) }];
+  if (patch.progress !== undefined) return ['progress', jsonOrNull(row.progress)];
+  return ['updated', null];
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -348,6 +417,10 @@ export class JobStore {
       logs: db.prepare(
         'SELECT seq, attempt, executor, ts, level, msg FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
+      insertEvent: db.prepare(
+        `INSERT INTO job_events (job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+      ),
     };
   }
 
@@ -450,6 +523,50 @@ export class JobStore {
     return { jobs: page.map(toJob), next_cursor: nextCursor };
   }
 
+  /** The job event log after `afterSeq`, oldest first; of one job when `jobId` is given. */
+  events(afterSeq: number, limit: number, jobId?: string): JobEvent[] {
+    const sql = `SELECT * FROM job_events WHERE seq > ?${jobId === undefined ? '' : ' AND job_id = ?'} ORDER BY seq LIMIT ?`;
+    const params: SQLInputValue[] = jobId === undefined ? [afterSeq, limit] : [afterSeq, jobId, limit];
+    return (this.cachedUpdate(sql).all(...params) as Array<Record<string, unknown>>).map((r) => ({
+      ...(r as unknown as JobEvent),
+      at: iso(r.at as number),
+      data: jsonOrNull(r.data as string | null),
+    }));
+  }
+
+  /** The jobs that `id`'s completion caused (its follow-ups), oldest first. */
+  followUpsOf(id: string): Job[] {
+    const rows = this.cachedUpdate(
+      `SELECT * FROM jobs WHERE json_extract(request_source, '$.job_id') = ? ORDER BY seq`,
+    ).all(id) as unknown as JobRow[];
+    return rows.map(toJob);
+  }
+
+  /** Queue depth for metrics: pending and running jobs by data plane and type, with the oldest pending. */
+  queueStats(): Array<{
+    state: string;
+    data_plane_id: string | null;
+    type: string;
+    n: number;
+    oldest: number;
+  }> {
+    return this.cachedUpdate(
+      `SELECT state, data_plane_id, type, COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs
+       WHERE state IN ('pending', 'running', 'pending_cancellation') GROUP BY state, data_plane_id, type`,
+    ).all() as unknown as Array<{
+      state: string;
+      data_plane_id: string | null;
+      type: string;
+      n: number;
+      oldest: number;
+    }>;
+  }
+
+  /** The store's clock (epoch ms). */
+  clock(): number {
+    return this.now();
+  }
+
   logs(id: string, after: number, limit: number): LogsResponse {
     this.mustRow(id);
     const lines = (this.stmts.logs.all(id, after, limit) as Array<Record<string, unknown>>).map((r) => ({
@@ -509,6 +626,7 @@ export class JobStore {
         now,
         now,
       ) as unknown as JobRow;
+      this.record(row, 'created', null);
       this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
       return { job: toJob(row), created: true };
     });
@@ -607,11 +725,15 @@ export class JobStore {
       const lost: string[] = [];
       for (const h of args.held) {
         const progress = h.progress ? JSON.stringify(h.progress) : null;
+        const before = progress === null ? undefined : (this.stmts.byId.get(h.id) as JobRow | undefined);
         const r = this.stmts.renew.get(expires, progress, now, h.id, h.lease_token, args.dataPlaneId) as
           | { state: JobState }
           | undefined;
         if (r === undefined) lost.push(h.id);
         else if (r.state === 'pending_cancellation') cancel.push(h.id);
+        if (r !== undefined && before !== undefined && before.progress !== progress) {
+          this.record({ ...before, progress, state: r.state }, 'progress', h.progress);
+        }
       }
       // Leases taken from this executor by someone else (reschedule, expiry) reach it whether or
       // not this poll lists the job. Delivered once; a holder that misses the answer still learns at
@@ -645,7 +767,10 @@ export class JobStore {
               args.capacity,
             )) as unknown as JobRow[];
         cancels.sort((a, b) => a.seq - b.seq);
-        claimed = cancels.map(toJob);
+        claimed = cancels.map((r) => {
+          this.record(r, 'claimed_for_cancel', null);
+          return toJob(r);
+        });
         const room = args.capacity - cancels.length;
         const rows =
           room <= 0
@@ -662,7 +787,10 @@ export class JobStore {
                 room,
               ) as unknown as JobRow[]);
         rows.sort((a, b) => a.seq - b.seq);
-        for (const r of rows) claimed.push(toJob(r));
+        for (const r of rows) {
+          this.record(r, 'claimed', null);
+          claimed.push(toJob(r));
+        }
       }
       return { claimed, cancel, lost };
     });
@@ -774,6 +902,7 @@ export class JobStore {
       for (const line of lines) {
         this.stmts.insertLog.run(row.id, row.attempt, row.executor, line.ts, line.level, line.msg);
       }
+      if (lines.length > 0) this.emit((l) => l.logged?.(row.id));
       return lines.length;
     });
   }
@@ -987,7 +1116,42 @@ export class JobStore {
     const sql = `UPDATE jobs SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ? RETURNING *`;
     const stmt = this.cachedUpdate(sql);
     const row = stmt.get(...keys.map((k) => patch[k] as SQLInputValue), id) as unknown as JobRow;
+    const [kind, data] = eventOf(patch, row);
+    this.record(row, kind, data);
     return toJob(row);
+  }
+
+  /** Appends to the job event log (inside the transaction) and tells the listeners after the commit. */
+  private record(row: JobRow, kind: string, data: unknown): void {
+    const at = this.now();
+    const dataText = data === null || data === undefined ? null : JSON.stringify(data);
+    const { seq } = this.stmts.insertEvent.get(
+      row.id,
+      kind,
+      row.state,
+      row.type,
+      row.data_plane_id,
+      row.company_id,
+      row.executor,
+      row.attempt,
+      at,
+      dataText,
+    ) as { seq: number };
+    if (!this.listeners.some((l) => l.changed)) return;
+    const event: JobEvent = {
+      seq,
+      job_id: row.id,
+      kind,
+      state: row.state,
+      type: row.type,
+      data_plane_id: row.data_plane_id,
+      company_id: row.company_id,
+      executor: row.executor,
+      attempt: row.attempt,
+      at: iso(at),
+      data: data ?? null,
+    };
+    this.emit((l) => l.changed?.(event));
   }
 
   private readonly updateCache = new Map<string, StatementSync>();
