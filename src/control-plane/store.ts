@@ -562,6 +562,19 @@ export class JobStore {
     }>;
   }
 
+  /** The newest entry of the job event log (0 when empty). */
+  lastEventSeq(): number {
+    return (this.cachedUpdate('SELECT MAX(seq) AS s FROM job_events').get() as { s: number | null }).s ?? 0;
+  }
+
+  /** Jobs each operator holds a lease on, by data plane and operator id. */
+  heldByOperator(): Array<{ executor: string; data_plane_id: string; n: number }> {
+    return this.cachedUpdate(
+      `SELECT executor, data_plane_id, COUNT(*) AS n FROM jobs
+       WHERE lease_token IS NOT NULL AND executor IS NOT NULL GROUP BY executor, data_plane_id`,
+    ).all() as unknown as Array<{ executor: string; data_plane_id: string; n: number }>;
+  }
+
   /** The store's clock (epoch ms). */
   clock(): number {
     return this.now();
