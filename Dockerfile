@@ -57,5 +57,6 @@ EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node is PID 1 and gets SIGTERM itself; `run` drains on it (DPO_DRAIN_TIMEOUT_MS).
-ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+# `--` ends Node's own options: otherwise Node takes the command's `--env-file` as its own (exit 9).
+ENTRYPOINT ["node", "--", "/app/dist/src/cli/main.js"]
 CMD ["run"]

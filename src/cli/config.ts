@@ -10,27 +10,48 @@ import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
 import { DaemonEnv } from '../daemon/config.ts';
 import { buildRegistry } from '../daemon/registry.ts';
 import { ConfigError, type Env, mergeEnv, parseEnvConfig, readEnvFile } from '../lib/config.ts';
-import { CONFIG_SECTIONS, type ConfigSection, knownVariables, secretVariables } from './config-schema.ts';
+import {
+  CONFIG_SECTIONS,
+  type ConfigSection,
+  knownVariables,
+  secretVariables,
+  unknownVariableIssues,
+} from './config-schema.ts';
 
 export interface CheckReport {
   errors: string[];
   warnings: string[];
+  /** Values left in from the shipped examples (account 123456789012, example.com…): exit 2 too. */
+  placeholders: string[];
   executors: string[];
 }
 
-/** Levenshtein distance, for did-you-mean on misspelt variable names. */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0] as number;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j] as number;
-      d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
+/** An AWS region name: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-4`. */
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+/** The variables holding one (Snowflake's regions are named otherwise: not checked here). */
+const REGION_VARIABLE = /^(AWS_(DEFAULT_)?REGION|DPO_(?!SNOWFLAKE_)[A-Z0-9_]*REGION)$/;
+
+/**
+ * Values the examples (config/*.env, the chart's examples, the README) use where the user must put
+ * their own: the documentation account id, example hosts and buckets, `<angle brackets>`, "changeme".
+ */
+const PLACEHOLDERS: readonly RegExp[] = [
+  /\b123456789012\b/,
+  /(^|[^a-z])example([^a-z]|$)|example(app|-)/i,
+  /<[^>]+>/,
+  /\b(change-?me|replace-?me|todo|xxxx+)\b/i,
+];
+
+/**
+ * What to say about a secret given inline: its `_FILE` variant when the product reads one, else the
+ * SDK's own mechanisms (the AWS SDK reads no `AWS_SECRET_ACCESS_KEY_FILE`).
+ */
+function secretHint(name: string, known: ReadonlySet<string>): string {
+  if (known.has(`${name}_FILE`)) return `prefer ${name}_FILE (a mounted secret file)`;
+  if (name.startsWith('AWS_')) {
+    return "prefer the AWS SDK's credential chain: IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE), an instance role, or AWS_PROFILE with a shared credentials file";
   }
-  return d[b.length] as number;
+  return 'prefer a secret store mounted as a file';
 }
 
 function issuesOf(section: ConfigSection, env: Env): string[] {
@@ -51,14 +72,9 @@ function issuesOf(section: ConfigSection, env: Env): string[] {
  */
 export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Promise<CheckReport> {
   const known = knownVariables();
-  const errors: string[] = [];
+  const errors: string[] = unknownVariableIssues(fileVars, known);
   const warnings: string[] = [];
-  for (const name of fileVars) {
-    if (known.has(name)) continue;
-    const near = [...known].map((k) => [k, distance(name, k)] as const).sort((a, b) => a[1] - b[1])[0];
-    const hint = near && near[1] <= 3 ? ` (did you mean ${near[0]}?)` : '';
-    errors.push(`${name}: not a variable of dataplane-operator${hint}`);
-  }
+  const placeholders: string[] = [];
   const daemon = CONFIG_SECTIONS[0] as ConfigSection;
   errors.push(...issuesOf(daemon, env));
   if (!env.DPO_TOKEN && !env.DPO_TOKEN_FILE) {
@@ -75,11 +91,17 @@ export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Prom
       warnings.push(`${name}: ${path} does not exist here (fine if it is mounted at run time)`);
   }
   for (const name of secretVariables()) {
-    if (fileVars.has(name) && env[name]) {
-      warnings.push(
-        `${name}: a secret given as a value; prefer a file or a secret store (${name}_FILE, IRSA…)`,
-      );
+    if (fileVars.has(name) && env[name])
+      warnings.push(`${name}: a secret given as a value; ${secretHint(name, known)}`);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!value || !known.has(name)) continue;
+    if (REGION_VARIABLE.test(name) && !AWS_REGION.test(value)) {
+      errors.push(`${name}: '${value}' is not an AWS region (expected e.g. us-east-1, eu-west-3)`);
     }
+    const placeholder = PLACEHOLDERS.find((p) => p.test(value));
+    if (placeholder && fileVars.has(name))
+      placeholders.push(`${name}: '${value}' is a placeholder from the examples`);
   }
   if (Object.keys(env).some((k) => k.startsWith('DPO_CP_'))) {
     errors.push(...issuesOf(CONFIG_SECTIONS[1] as ConfigSection, env));
@@ -121,7 +143,7 @@ export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Prom
       else throw err;
     }
   }
-  return { errors: [...new Set(errors)], warnings, executors };
+  return { errors: [...new Set(errors)], warnings, placeholders, executors };
 }
 
 const REDACTED = '[redacted]';
@@ -215,8 +237,14 @@ export function registerConfigCommand(program: Command): void {
       if (report.errors.length > 0) {
         process.stdout.write(`${label}: ${report.errors.length} issue(s)\n`);
         for (const e of report.errors) process.stdout.write(`  - ${e}\n`);
-        process.exit(2);
       }
+      if (report.placeholders.length > 0) {
+        process.stdout.write(
+          `${label}: ${report.placeholders.length} placeholder(s) left from the examples: put your own values\n`,
+        );
+        for (const p of report.placeholders) process.stdout.write(`  - ${p}\n`);
+      }
+      if (report.errors.length > 0 || report.placeholders.length > 0) process.exit(2);
       process.stdout.write(
         `${label}: valid (${fileVars.size} variables; executors: ${report.executors.join(', ') || 'none'})\n`,
       );

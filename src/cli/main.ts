@@ -25,6 +25,19 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
   const names = sub !== undefined && sub in COMMANDS ? [sub] : Object.keys(COMMANDS);
   for (const name of names) (await (COMMANDS[name] as () => Promise<Register>)())(program);
+  // Long-running commands refuse an unreadable env file and unknown DPO_* variables (exit 2) before
+  // they start: a typo must not run the daemon on a default.
+  program.hook('preAction', async (_program, action) => {
+    const { STRICT_COMMANDS, refuseUnknownVariables } = await import('./strict-env.ts');
+    if (!STRICT_COMMANDS.has(action.name())) return;
+    try {
+      refuseUnknownVariables((action.opts() as { envFile?: string[] }).envFile ?? []);
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'ConfigError')) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+  });
   return program;
 }
 

@@ -23,7 +23,10 @@ export function readEnvFile(path: string): Record<string, string> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError([`cannot read env file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? String(err));
+    throw new ConfigError([`--env-file ${path}: ${why} (relative paths are from ${process.cwd()})`]);
   }
   return parseEnv(text) as Record<string, string>;
 }

@@ -2,9 +2,10 @@
  * The env files of config/ against the configuration schema (src/cli/config-schema.ts), and the
  * `config check` / `config print` commands as a user runs them.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { knownVariables } from '../../src/cli/config-schema.ts';
 import { runCli } from '../support/processes.ts';
@@ -27,6 +28,22 @@ function variablesOf(content: string): { active: Map<string, string>; all: Set<s
     if (shown) all.add(shown[1] as string);
   }
   return { active, all };
+}
+
+/** A profile with the user's own values where the examples hold placeholders. */
+function filledIn(content: string): string {
+  return content
+    .replaceAll('123456789012', '210987654321')
+    .replaceAll('control-plane.example.com', 'jobs.acme.internal')
+    .replaceAll('00fexampleapp01', '00fq1w2e3r4t5y6')
+    .replaceAll('example-dataplane-bucket', 'acme-dataplane')
+    .replace(/\bdp-([a-z]+)-example\b/g, 'dp-$1-prod');
+}
+
+function envFile(name: string, content: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'dpo-config-')), name);
+  writeFileSync(path, content);
+  return path;
 }
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -76,10 +93,20 @@ describe('config/*.env', () => {
     }
   });
 
-  it.each(files)('%s passes `config check`', async (f) => {
-    const r = await cli(['config', 'check', '--env-file', join(CONFIG, f)]);
+  it.each(files)('%s passes `config check` once its placeholders hold real values', async (f) => {
+    const r = await cli(['config', 'check', '--env-file', envFile(f, filledIn(text(f)))]);
     expect(r.out).toContain('valid');
     expect(r.code).toBe(0);
+  });
+
+  it('aws.env as shipped is refused for its placeholders, each named', async () => {
+    const r = await cli(['config', 'check', '--env-file', join(CONFIG, 'aws.env')]);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/placeholder\(s\) left from the examples/);
+    for (const name of ['DPO_EMR_EXECUTION_ROLE_ARN', 'DPO_EMR_S3_URI', 'DPO_CONTROL_PLANE_URL']) {
+      expect(r.out).toMatch(new RegExp(`- ${name}: '[^']+' is a placeholder`));
+    }
+    expect(r.out).not.toMatch(/AWS_REGION: .*placeholder/);
   });
 });
 
@@ -131,7 +158,7 @@ describe('dataplane-operator config', () => {
 
   it('check finds the job types two enabled executors serve until DPO_ROUTES names who takes them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dpo-config-'));
-    const aws = readFileSync(join(CONFIG, 'aws.env'), 'utf8').replace(
+    const aws = filledIn(readFileSync(join(CONFIG, 'aws.env'), 'utf8')).replace(
       /^DPO_EXECUTORS=.*$/m,
       'DPO_EXECUTORS=local,emr-serverless',
     );
@@ -176,5 +203,54 @@ describe('dataplane-operator config', () => {
     });
     expect(json.out).not.toContain(secret);
     expect(JSON.parse(json.out).DPO_TOKEN.value).toBe('[redacted]');
+  });
+
+  it('check refuses a malformed region and points AWS secrets at the credential chain, not a _FILE', async () => {
+    const aws = filledIn(text('aws.env'));
+    const r = await cli([
+      'config',
+      'check',
+      '--env-file',
+      envFile('bad.env', `${aws}\nDPO_EMR_REGION=us-east1\nAWS_SECRET_ACCESS_KEY=aws-secret-9f8e7d\n`),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/DPO_EMR_REGION: 'us-east1' is not an AWS region/);
+    expect(r.out).toMatch(
+      /warning: AWS_SECRET_ACCESS_KEY: a secret given as a value; prefer the AWS SDK's credential chain/,
+    );
+    expect(r.out).not.toContain('AWS_SECRET_ACCESS_KEY_FILE');
+    expect(r.out).not.toContain('aws-secret-9f8e7d');
+    const token = await cli(['config', 'check', '--env-file', envFile('t.env', `${aws}\nDPO_TOKEN=x\n`)]);
+    expect(token.out).toMatch(/warning: DPO_TOKEN: a secret given as a value; prefer DPO_TOKEN_FILE/);
+  });
+});
+
+describe('run, dev and control-plane refuse their configuration at startup', () => {
+  it.each(['run', 'dev', 'control-plane'])(
+    '%s: an unknown DPO_ variable, from a file or the environment, exits 2 with a did-you-mean',
+    async (command) => {
+      const file = envFile('typo.env', 'DPO_CONCURENCY=10\n');
+      const r = await cli([command, '--env-file', file], { DPO_POLL_WAIT: '100', DPO_DATA_DIR: tmpdir() });
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(
+        'DPO_CONCURENCY: not a variable of dataplane-operator (did you mean DPO_CONCURRENCY?)',
+      );
+      expect(r.err).toContain(
+        'DPO_POLL_WAIT: not a variable of dataplane-operator (did you mean DPO_POLL_WAIT_MS?)',
+      );
+    },
+  );
+
+  it('a missing --env-file exits 2 with our message, through npm run cli and the bin (Node must not take it)', async () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const env = { PATH: `${dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME };
+    for (const [cmd, args] of [
+      [join(root, 'bin', 'dataplane-operator.js'), ['run', '--env-file', 'no-such.env']],
+      ['npm', ['run', '--silent', 'cli', '--', 'run', '--env-file', 'no-such.env']],
+    ] as const) {
+      const r = spawnSync(cmd, args, { cwd: root, env, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/--env-file no-such\.env: no such file/);
+    }
   });
 });

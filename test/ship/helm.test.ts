@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { withVariables } from '../../scripts/gen-chart-schema.ts';
 import { checkConfig } from '../../src/cli/config.ts';
+import { knownVariables } from '../../src/cli/config-schema.ts';
 
 const CHART = join(import.meta.dirname, '..', '..', 'helm', 'dataplane-operator');
 const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
@@ -34,6 +36,26 @@ function merge(base: any, over: any): any {
 }
 
 describe('values.schema.json', () => {
+  it("accepts exactly the variables the code reads (knownVariables), minus secrets and the chart's own", () => {
+    const listed = [...(schema.properties.config.propertyNames.enum ?? [])].sort();
+    const known = [...knownVariables()].sort();
+    const missing = known.filter((v) => !listed.includes(v));
+    const stale = listed.filter((v: string) => !known.includes(v));
+    // A new variable in a zod schema (an executor's, the daemon's) lands here: one command fixes it.
+    expect(
+      missing.length + stale.length,
+      `values.schema.json is out of date: run \`npm run gen:chart-schema\` and commit helm/dataplane-operator/values.schema.json ` +
+        `(missing: ${missing.join(', ') || 'none'}; no longer read: ${stale.join(', ') || 'none'})`,
+    ).toBe(0);
+  });
+
+  it('the generator rewrites only the list', () => {
+    const copy = withVariables(structuredClone(schema), ['DPO_B', 'DPO_A']);
+    expect(copy.properties.config.propertyNames.enum).toEqual(['DPO_A', 'DPO_B']);
+    expect(copy.properties.config.propertyNames.pattern).toBeUndefined();
+    expect(copy.properties.config.propertyNames.not).toEqual(schema.properties.config.propertyNames.not);
+  });
+
   it('accepts values.yaml', () => {
     expect(errors(defaults)).toEqual([]);
   });
@@ -65,6 +87,16 @@ describe('values.schema.json', () => {
       'a chart-owned variable in config',
       { config: { DPO_METRICS_LISTEN: '0.0.0.0:1' } },
       /propertyName|must NOT be valid/,
+    ],
+    [
+      'a misspelt variable in config',
+      { config: { DPO_CONCURENCY: '10' } },
+      /must be equal to one of the allowed values/,
+    ],
+    [
+      'a DPO_ variable nothing reads',
+      { config: { DPO_NOT_A_THING: 'x' } },
+      /must be equal to one of the allowed values/,
     ],
     [
       'a data volume type it does not know',
