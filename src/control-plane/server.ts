@@ -34,6 +34,7 @@ import {
   SubmitJobRequest,
   WaitQuery,
 } from '../contract/index.ts';
+import { mountConsole } from './console/routes.ts';
 import { JobStore, StoreError, type StoreOptions } from './store.ts';
 import { Waiters } from './waiters.ts';
 
@@ -281,6 +282,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       if (body.data_plane_id !== dataPlaneId) {
         throw new HttpError(403, 'forbidden', `this token is bound to data plane '${dataPlaneId}'`);
       }
+      webConsole.operatorPolled(body, ctx.req);
       const args = {
         executor: body.executor,
         dataPlaneId,
@@ -380,6 +382,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   fenced('logs', (ctx, id, dp) => {
     const r = parse(AppendLogsRequest, ctx.body, 'log lines');
     return { appended: store.appendLogs(id, r.lease_token, dp, r.lines) };
+  });
+
+  // --- the web console, its API and the queue metrics (console/) ---------------------------------
+  const webConsole = mountConsole({
+    store,
+    onAdmin: (method, path, h) => on(method, path, admin(h)),
+    onPublic: (method, path, h) => router.on(method, path, (req, res) => h(req, res)),
+    leaseTtlMs,
+    dataPlanes: options.operatorTokens.map((t) => t.data_plane_id),
+    log,
   });
 
   // --- dispatch ------------------------------------------------------------------------------------
@@ -517,6 +529,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         clearInterval(sweeper);
         // Answer parked long polls and waits first, while the store is still open.
         waiters.closeAll();
+        webConsole.close();
         await new Promise((resolve) => setImmediate(resolve));
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -1,0 +1,116 @@
+/**
+ * Every operator the control plane has seen since it started, from their polls (in memory: a restart
+ * forgets them until they poll again, within one poll interval).
+ *
+ * An operator is stale when no poll has begun for longer than its last poll's `wait_ms` (how long the
+ * control plane may have parked it) plus the lease TTL: a live daemon polls again as soon as a poll
+ * returns, and renews every quarter TTL when it holds jobs, so the TTL is a generous margin.
+ */
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+
+export interface OperatorView {
+  executor_id: string;
+  data_plane_id: string;
+  job_types: string[];
+  capacity: number;
+  /** Jobs it holds a lease on now (from the store, not from the poll: `held` is sent only at renewals). */
+  jobs_held: number;
+  last_poll_at: string;
+  first_seen_at: string;
+  /** From the `User-Agent` `dataplane-operator/<version>`, when the operator sends one. */
+  version: string | null;
+  stale: boolean;
+  /** When it becomes (or became) stale without another poll. */
+  stale_at: string;
+}
+
+export interface OperatorsResponse {
+  operators: OperatorView[];
+  lease_ttl_ms: number;
+}
+
+interface Seen {
+  executor: string;
+  dataPlaneId: string;
+  jobTypes: string[];
+  capacity: number;
+  lastPollAt: number;
+  firstSeenAt: number;
+  waitMs: number;
+  version: string | null;
+}
+
+/** Operators are kept in memory; past this many the longest-quiet ones are forgotten. */
+export const MAX_OPERATORS = 10_000;
+
+const UserAgentVersion = z
+  .string()
+  .regex(/^dataplane-operator\/[0-9A-Za-z.+-]{1,40}\b/)
+  .transform((ua) => ua.slice('dataplane-operator/'.length).split(/[\s(]/)[0] ?? null);
+
+export class OperatorTracker {
+  private readonly seen = new Map<string, Seen>();
+  private readonly leaseTtlMs: number;
+  private readonly now: () => number;
+  constructor(leaseTtlMs: number, now: () => number) {
+    this.leaseTtlMs = leaseTtlMs;
+    this.now = now;
+  }
+
+  /** Called for each poll the control plane accepted (its body already validated). */
+  polled(
+    poll: {
+      executor: string;
+      data_plane_id: string;
+      job_types: readonly string[];
+      capacity: number;
+      wait_ms?: number;
+    },
+    req: IncomingMessage,
+  ): void {
+    const key = `${poll.data_plane_id}\u0000${poll.executor}`;
+    const now = this.now();
+    const ua = UserAgentVersion.safeParse(req.headers['user-agent']);
+    const prev = this.seen.get(key);
+    this.seen.delete(key); // re-inserted last: the map stays ordered by last poll
+    this.seen.set(key, {
+      executor: poll.executor,
+      dataPlaneId: poll.data_plane_id,
+      jobTypes: [...poll.job_types],
+      capacity: poll.capacity,
+      lastPollAt: now,
+      firstSeenAt: prev?.firstSeenAt ?? now,
+      waitMs: poll.wait_ms ?? 0,
+      version: ua.success ? ua.data : (prev?.version ?? null),
+    });
+    if (this.seen.size > MAX_OPERATORS) {
+      const oldest = this.seen.keys().next().value;
+      if (oldest !== undefined) this.seen.delete(oldest);
+    }
+  }
+
+  list(held: ReadonlyArray<{ executor: string; data_plane_id: string; n: number }>): OperatorsResponse {
+    const now = this.now();
+    const heldBy = new Map(held.map((h) => [`${h.data_plane_id}\u0000${h.executor}`, h.n]));
+    const operators = [...this.seen.entries()].reverse().map(([key, s]): OperatorView => {
+      const staleAt = s.lastPollAt + s.waitMs + this.leaseTtlMs;
+      return {
+        executor_id: s.executor,
+        data_plane_id: s.dataPlaneId,
+        job_types: s.jobTypes,
+        capacity: s.capacity,
+        jobs_held: heldBy.get(key) ?? 0,
+        last_poll_at: new Date(s.lastPollAt).toISOString(),
+        first_seen_at: new Date(s.firstSeenAt).toISOString(),
+        version: s.version,
+        stale: now > staleAt,
+        stale_at: new Date(staleAt).toISOString(),
+      };
+    });
+    operators.sort(
+      (a, b) => a.data_plane_id.localeCompare(b.data_plane_id) || a.executor_id.localeCompare(b.executor_id),
+    );
+    return { operators, lease_ttl_ms: this.leaseTtlMs };
+  }
+}
