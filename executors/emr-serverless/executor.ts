@@ -40,7 +40,7 @@ import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.
 import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
 import type { BillingInput } from '../../src/catalogue/system.ts';
 import type { Checkpoint } from '../../src/contract/index.ts';
-import { awsClientOptions, awsError, callSignal } from '../../src/executor/aws.ts';
+import { awsClientOptions, awsError, callSignal, withOutageBudget } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
   type Executor,
@@ -187,7 +187,8 @@ export class EmrServerlessExecutor implements Executor {
           { retryable: false },
         );
       }
-      throw err;
+      // AWS out after the SDK's retries: ask for a retry delay that grows with the attempt.
+      throw withOutageBudget(err, job.attempt);
     }
   }
 

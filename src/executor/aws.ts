@@ -55,10 +55,61 @@ export function callSignal(signal: AbortSignal, timeoutMs: number): AbortSignal 
 export const THROTTLED_RETRY_AFTER_MS = { min: 3_000, spread: 3_000 } as const;
 
 /**
- * An AWS SDK error as a JobError with a retry decision and a message a user can act on. Throttling
- * also carries a jittered `retryAfterMs`, so a throttled backend is retried later rather than at once.
+ * The transient error budget. An AWS call that still fails after the SDK's own bounded retries (a few
+ * seconds) means the service or the network is out: a 5xx, a reset, a timeout, an unreachable
+ * endpoint. Retrying the job 2 s later (the bundled control plane's first backoff) would spend every
+ * attempt inside a one-minute outage, so the failure asks for a retry delay that grows with the
+ * attempt: attempt n waits between `d` and `2d`, `d = min(maxMs, baseMs · factor^(n-1))`.
+ *
+ * With the defaults, attempt 1 waits 1–2 min, attempt 2 waits 4–8 min, later ones 15–30 min. A job
+ * with 3 attempts (the control plane's default) therefore outlasts an outage of at least 5 minutes
+ * (typically 7–8) before its last attempt; with 5 attempts, at least 35 minutes.
  */
-export function awsError(err: unknown, what: string, random: () => number = Math.random): JobError {
+export const OUTAGE_RETRY_AFTER_MS = { baseMs: 60_000, factor: 4, maxMs: 900_000 } as const;
+
+/** The retry delay an outage failure asks for on `attempt` (1-based), jittered. */
+export function outageRetryAfterMs(attempt: number, random: () => number = Math.random): number {
+  const { baseMs, factor, maxMs } = OUTAGE_RETRY_AFTER_MS;
+  const d = Math.min(maxMs, baseMs * factor ** Math.max(0, attempt - 1));
+  return d + Math.floor(random() * d);
+}
+
+/**
+ * `err` with the outage budget of `attempt` when it is an outage failure from {@link awsError} (for an
+ * executor whose helpers classify errors without knowing the job's attempt: call it once, where the
+ * job's failure leaves the executor). Anything else is returned as it is.
+ */
+export function withOutageBudget(err: unknown, attempt: number, random: () => number = Math.random): unknown {
+  if (!(err instanceof JobError) || err.code !== 'AWS_UNAVAILABLE' || !err.retryable) return err;
+  const details = err.details as { throttled?: boolean } | undefined;
+  if (details?.throttled !== false) return err;
+  return new JobError(err.code, err.message, {
+    retryable: true,
+    details: err.details,
+    cause: err.cause,
+    retryAfterMs: outageRetryAfterMs(attempt, random),
+  });
+}
+
+/** What {@link awsError} may know about the failing call beyond the error itself. */
+export interface AwsErrorOptions {
+  /** The job's attempt (`job.attempt`): the outage budget grows with it. Default 1. */
+  attempt?: number;
+  /** Test hook: the random source in [0, 1). */
+  random?: () => number;
+}
+
+/**
+ * An AWS SDK error as a JobError with a retry decision and a message a user can act on. Retryable
+ * failures carry a jittered `retryAfterMs`: a few seconds when throttled (the service answers, only
+ * slower), the outage budget ({@link OUTAGE_RETRY_AFTER_MS}) when it did not answer or answered 5xx.
+ */
+export function awsError(
+  err: unknown,
+  what: string,
+  options: AwsErrorOptions | (() => number) = {},
+): JobError {
+  const { attempt = 1, random = Math.random } = typeof options === 'function' ? { random: options } : options;
   const e = err as {
     name?: string;
     message?: string;
@@ -95,12 +146,10 @@ export function awsError(err: unknown, what: string, random: () => number = Math
     return new JobError('AWS_UNAVAILABLE', `${message} (after the SDK's bounded retries)`, {
       retryable: true,
       cause: err,
-      ...(throttled
-        ? {
-            retryAfterMs:
-              THROTTLED_RETRY_AFTER_MS.min + Math.floor(random() * THROTTLED_RETRY_AFTER_MS.spread),
-          }
-        : {}),
+      details: { aws_error: name, http_status: status ?? null, throttled },
+      retryAfterMs: throttled
+        ? THROTTLED_RETRY_AFTER_MS.min + Math.floor(random() * THROTTLED_RETRY_AFTER_MS.spread)
+        : outageRetryAfterMs(attempt, random),
     });
   }
   return new JobError('AWS_REQUEST_REJECTED', message, { retryable: false, cause: err });

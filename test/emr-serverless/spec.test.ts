@@ -121,7 +121,7 @@ describe('failure classification', () => {
     expect(awsError(Object.assign(new Error('m'), err), 'op')).toMatchObject({ code, retryable });
   });
 
-  it('throttling asks to be retried a jittered few seconds later; other errors leave the backoff alone', () => {
+  it('throttling asks to be retried a jittered few seconds later; an outage, on the outage budget; refusals not at all', () => {
     const throttled = [
       { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } },
       { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } },
@@ -137,9 +137,14 @@ describe('failure classification', () => {
     const low = aws.awsError(Object.assign(new Error('m'), throttled[0]), 'op', () => 0);
     const high = aws.awsError(Object.assign(new Error('m'), throttled[0]), 'op', () => 0.999);
     expect([low.retryAfterMs, high.retryAfterMs]).toEqual([3_000, 5_997]);
+    // An outage (5xx, no answer): a minute or more on attempt 1 (test/executor/aws-budget.test.ts).
     for (const err of [
       { name: 'InternalServerException', $metadata: { httpStatusCode: 500 } },
       { name: 'TimeoutError' },
+    ]) {
+      expect(awsError(Object.assign(new Error('m'), err), 'op').retryAfterMs).toBeGreaterThanOrEqual(60_000);
+    }
+    for (const err of [
       { name: 'ValidationException', $metadata: { httpStatusCode: 400 } },
       { name: 'ExpiredTokenException', $metadata: { httpStatusCode: 403 } },
     ]) {
