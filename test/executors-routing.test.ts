@@ -8,10 +8,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadBedrockConfig } from '../executors/bedrock/config.ts';
+import { BedrockExecutor } from '../executors/bedrock/executor.ts';
 import { loadEmrConfig } from '../executors/emr-serverless/config.ts';
 import { EmrServerlessExecutor } from '../executors/emr-serverless/executor.ts';
 import { loadLocalConfig } from '../executors/local/config.ts';
 import { LocalExecutor } from '../executors/local/executor.ts';
+import { loadOpenAiCompatibleConfig } from '../executors/openai-compatible/config.ts';
+import { OpenAiCompatibleExecutor } from '../executors/openai-compatible/executor.ts';
 import { type ExecutorName, JOB_TYPES, jobTypesFor } from '../src/catalogue/index.ts';
 import { BUILTIN_EXECUTORS } from '../src/daemon/builtin-executors.ts';
 import type { Executor, JobHandlers } from '../src/executor/index.ts';
@@ -32,6 +36,11 @@ const instances: Record<string, () => WithHandlers> = {
         DPO_EMR_S3_URI: 's3://dpo-test-bucket/operator',
         DPO_EMR_ENTRY_POINT: 's3://dpo-test-bucket/runner/job_runner.py',
       }),
+    ),
+  bedrock: () => new BedrockExecutor(loadBedrockConfig({ DPO_BEDROCK_REGION: 'us-east-1' })),
+  'openai-compatible': () =>
+    new OpenAiCompatibleExecutor(
+      loadOpenAiCompatibleConfig({ DPO_OPENAI_COMPAT_BASE_URL: 'http://127.0.0.1:1/v1' }),
     ),
 };
 

@@ -16,7 +16,14 @@ export * from './materialization.ts';
 export * from './models.ts';
 export * from './system.ts';
 
-export const EXECUTOR_NAMES = ['emr-serverless', 'snowflake', 'bedrock', 'sagemaker', 'local'] as const;
+export const EXECUTOR_NAMES = [
+  'emr-serverless',
+  'snowflake',
+  'bedrock',
+  'openai-compatible',
+  'sagemaker',
+  'local',
+] as const;
 export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
 
 export const JOB_TYPES = [
@@ -146,7 +153,7 @@ export const catalogue: { readonly [T in JobType]: JobTypeSpec } = Object.freeze
     'model_inference_run',
     Mo.ModelInferenceRunInput,
     Mo.ModelInferenceRunResult,
-    ['bedrock'],
+    ['bedrock', 'openai-compatible'],
     'LLM inference with structured output',
   ),
   model_training_run: spec(

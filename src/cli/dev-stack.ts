@@ -92,7 +92,8 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
       DPO_TOKEN: o.operatorToken,
       DPO_TOKEN_FILE: undefined,
       DPO_DATA_PLANE_ID: DEV_DATA_PLANE_ID,
-      DPO_EXECUTORS: 'local',
+      // A model server of the user's own, when configured, runs model_inference_run beside DuckDB.
+      DPO_EXECUTORS: o.env.DPO_OPENAI_COMPAT_BASE_URL ? 'local,openai-compatible' : 'local',
       DPO_DATA_DIR: o.dataDir,
     };
     const composed = await composeDaemon(loadDaemonConfig(env), env, log.child({ component: 'daemon' }));

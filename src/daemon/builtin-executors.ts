@@ -3,11 +3,15 @@
  * Each backend joins here when it lands; until then a module path in DPO_EXECUTORS loads any
  * executor that implements the interface in `src/executor/`.
  */
+import { bedrockModule } from '../../executors/bedrock/index.ts';
 import { emrServerlessModule } from '../../executors/emr-serverless/index.ts';
 import { localModule } from '../../executors/local/index.ts';
+import { openAiCompatibleModule } from '../../executors/openai-compatible/index.ts';
 import type { BuiltinExecutors } from './registry.ts';
 
 export const BUILTIN_EXECUTORS: BuiltinExecutors = {
   local: localModule,
   'emr-serverless': emrServerlessModule,
+  bedrock: bedrockModule,
+  'openai-compatible': openAiCompatibleModule,
 };
