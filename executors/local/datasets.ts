@@ -2,12 +2,24 @@
  * datasets_create_table, datasets_delete_table, datasets_truncate_table, datasets_execute_dml and
  * datasets_sample on the local warehouse.
  */
+
+import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
-import { JobError, type JobHandle } from '../../src/executor/index.ts';
+import { type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
 import { findDataset, forgetDataset, registerDataset, requireDataset, tableExists } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
-import { datasetTable, ident, literal, num, qualified, runSql, sqlError, Warehouse } from './warehouse.ts';
+import { exactlyOnce } from './effects.ts';
+import { datasetTable, ident, literal, num, qualified, runSql, sqlError } from './warehouse.ts';
+import { assertWritesOnly } from './write-target.ts';
+
+/**
+ * What the job's log says about a statement: its kind, size and a digest, never its text (the SQL
+ * may carry customer values).
+ */
+export function statementSummary(sql: string): { sql_chars: number; sql_sha256: string } {
+  return { sql_chars: sql.length, sql_sha256: createHash('sha256').update(sql).digest('hex').slice(0, 16) };
+}
 
 const invalid = (message: string) => new JobError('INVALID_INPUT', message, { retryable: false });
 
@@ -51,8 +63,9 @@ export async function singleStatement(
 export async function createTable(
   conn: DuckDBConnection,
   job: JobHandle<{ dataset_id: number; compiled_sql: string }>,
-  signal: AbortSignal,
+  ctx: ExecuteContext,
 ): Promise<unknown> {
+  const { signal } = ctx;
   const { dataset_id: datasetId } = job.input;
   const t = datasetTable(job.companyId, datasetId);
   const sql = localDdl(job.input.compiled_sql);
@@ -68,21 +81,25 @@ export async function createTable(
   if (existing && existing.companyId !== job.companyId) {
     throw new JobError('FORBIDDEN', `dataset ${datasetId} belongs to another company`, { retryable: false });
   }
-  await Warehouse.transaction(conn, async () => {
+  ctx.log.info('creating table', { table: `${t.schema}.${t.table}`, ...statementSummary(sql) });
+  const out = await exactlyOnce(conn, job, { datasetId, log: ctx.log }, async () => {
     await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`);
     // Checked once the schema exists (DuckDB binds the statement); a refusal rolls the schema back.
     await singleStatement(conn, sql, [StatementType.CREATE], 'compiled_sql');
-    // A repeated delivery of a create that already ran finds its table: done, not an error.
-    if (existing && (await tableExists(conn, t.schema, t.table))) return;
+    // A delivery of a create that another job already ran finds its table: done, not an error.
+    if (existing && (await tableExists(conn, t.schema, t.table))) return { type: 'datasets_create_table' };
     await runSql(conn, sql, 'compiled_sql', signal);
     await registerDataset(conn, job.companyId, datasetId);
+    return { type: 'datasets_create_table' };
   });
-  return { type: 'datasets_create_table' };
+  ctx.log.info('table created', { table: `${t.schema}.${t.table}` });
+  return out;
 }
 
 export async function deleteTable(
   conn: DuckDBConnection,
   job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
+  ctx: ExecuteContext,
 ): Promise<unknown> {
   const parts = job.input.external_id.split('.');
   if (parts.length !== 2) throw invalid(`external_id must be <schema>.<table>, got ${job.input.external_id}`);
@@ -94,62 +111,86 @@ export async function deleteTable(
   }
   const m = /^dataset_(\d+)$/.exec(table);
   const ds = m ? await findDataset(conn, Number(m[1])) : undefined;
-  await Warehouse.transaction(conn, async () => {
+  if (ds && ds.companyId !== job.companyId) {
+    throw new JobError('FORBIDDEN', `dataset ${ds.datasetId} belongs to another company`, {
+      retryable: false,
+    });
+  }
+  ctx.log.info('deleting table', { table: `${schema}.${table}`, drop: job.input.is_narrative_managed });
+  const out = await exactlyOnce(conn, job, { datasetId: ds?.datasetId, log: ctx.log }, async () => {
     // Narrative-managed tables are dropped; a customer's own table is only forgotten.
     if (job.input.is_narrative_managed) {
       await conn.run(`DROP TABLE IF EXISTS ${ident(schema)}.${ident(table)}`);
     }
     if (ds) await forgetDataset(conn, ds.datasetId);
+    return { type: 'datasets_delete_table' };
   });
-  return { type: 'datasets_delete_table' };
+  ctx.log.info('table deleted', { table: `${schema}.${table}` });
+  return out;
 }
 
 export async function truncateTable(
   conn: DuckDBConnection,
   job: JobHandle<{ dataset_id: number }>,
-  signal: AbortSignal,
+  ctx: ExecuteContext,
 ): Promise<unknown> {
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
-  await runSql(conn, `TRUNCATE ${qualified(ds)}`, 'truncate', signal);
-  return { type: 'datasets_truncate_table' };
+  ctx.log.info('truncating table', { table: `${ds.schema}.${ds.table}` });
+  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
+    await runSql(conn, `TRUNCATE ${qualified(ds)}`, 'truncate', ctx.signal);
+    return { type: 'datasets_truncate_table' };
+  });
+  ctx.log.info('table truncated', { table: `${ds.schema}.${ds.table}` });
+  return out;
 }
 
 export async function executeDml(
   conn: DuckDBConnection,
   job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
-  signal: AbortSignal,
+  ctx: ExecuteContext,
 ): Promise<unknown> {
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
-  await singleStatement(
+  const sql = job.input.compiled_sql;
+  const kind = await singleStatement(
     conn,
-    job.input.compiled_sql,
+    sql,
     [StatementType.INSERT, StatementType.UPDATE, StatementType.DELETE, StatementType.MERGE_INTO],
     'compiled_sql',
   );
-  const affected = await Warehouse.transaction(conn, async () => {
-    const result = await runSql(conn, job.input.compiled_sql, 'compiled_sql', signal);
+  // Refused before anything runs: the statement may write only this dataset's table.
+  await assertWritesOnly(conn, sql, ds);
+  ctx.log.info('running DML', {
+    statement: StatementType[kind],
+    table: `${ds.schema}.${ds.table}`,
+    ...statementSummary(sql),
+  });
+  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
+    const result = await runSql(conn, sql, 'compiled_sql', ctx.signal);
     await conn.run(
       `UPDATE _dpo.datasets SET last_modified_at = ${literal(job.input.nio_last_modified_at)}::TIMESTAMPTZ
         WHERE dataset_id = ${ds.datasetId}`,
     );
-    return result.rowsChanged;
+    return { type: 'datasets_execute_dml', affected_rows: result.rowsChanged };
   });
-  return { type: 'datasets_execute_dml', affected_rows: affected };
+  ctx.log.info('DML committed', { affected_rows: out.affected_rows });
+  return out;
 }
 
 export async function sample(
   conn: DuckDBConnection,
   job: JobHandle<{ dataset_id: number; sample_size?: number }>,
   config: LocalConfig,
-  signal: AbortSignal,
+  ctx: ExecuteContext,
 ): Promise<unknown> {
+  const { signal } = ctx;
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
   const size = Math.min(job.input.sample_size ?? config.sampleRows, config.maxSampleRows);
   const target = `_samples.${ident(`dataset_${ds.datasetId}`)}`;
   // Reservoir sampling: exactly `size` rows (or all of them), uniformly, seeded by the job so a
   // repeated delivery writes the same sample.
   const seed = Number.parseInt(job.id.replaceAll('-', '').slice(0, 7), 16);
-  const rows = await Warehouse.transaction(conn, async () => {
+  ctx.log.info('sampling', { table: `${ds.schema}.${ds.table}`, size });
+  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
     await runSql(
       conn,
       `CREATE OR REPLACE TABLE ${target} AS SELECT * FROM ${qualified(ds)} USING SAMPLE reservoir(${size} ROWS) REPEATABLE (${seed})`,
@@ -160,7 +201,8 @@ export async function sample(
     await conn.run(
       `INSERT OR REPLACE INTO _dpo.samples VALUES (${ds.datasetId}, ${n}, ${literal(job.id)}, now())`,
     );
-    return n;
+    return { type: 'datasets_sample', rows: n, table: `_samples.dataset_${ds.datasetId}` };
   });
-  return { type: 'datasets_sample', rows, table: `_samples.dataset_${ds.datasetId}` };
+  ctx.log.info('sample written', { rows: out.rows });
+  return out;
 }

@@ -2,7 +2,9 @@
  * The local data plane: every SQL-shaped job type on an embedded DuckDB warehouse.
  * Each job runs on a connection of its own; a cancel (or the job timeout, or shutdown) interrupts
  * the query that is running. Nothing here is remote, so there is no checkpoint to reattach to: a job
- * re-delivered after a crash runs again, and the writes are idempotent per job (and per chunk).
+ * re-delivered after a crash runs again, and every write is recorded with the job id (and chunk) in
+ * the write's own transaction (effects.ts): a re-delivery answers from that record, never writing
+ * twice. A job's SQL writes only its own dataset (write-target.ts).
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { z } from 'zod';
@@ -41,23 +43,23 @@ export class LocalExecutor implements Executor {
   /** One handler per job type, each on a connection of its own. */
   readonly handlers = {
     datasets_create_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsCreateTableInput>>, ctx) =>
-      createTable(conn, job, ctx.signal),
+      createTable(conn, job, ctx),
     ),
-    datasets_delete_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsDeleteTableInput>>) =>
-      deleteTable(conn, job),
+    datasets_delete_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsDeleteTableInput>>, ctx) =>
+      deleteTable(conn, job, ctx),
     ),
     datasets_truncate_table: this.sql(
       (conn, job: JobHandle<z.infer<typeof DatasetsTruncateTableInput>>, ctx) =>
-        truncateTable(conn, job, ctx.signal),
+        truncateTable(conn, job, ctx),
     ),
     datasets_execute_dml: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsExecuteDmlInput>>, ctx) =>
-      executeDml(conn, job, ctx.signal),
+      executeDml(conn, job, ctx),
     ),
     datasets_sample: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsSampleInput>>, ctx) =>
-      sample(conn, job, this.config, ctx.signal),
+      sample(conn, job, this.config, ctx),
     ),
     datasets_calculate_column_stats: this.sql((conn, job: JobHandle<StatsInput>, ctx) =>
-      calculateColumnStats(conn, job, this.config, ctx.signal),
+      calculateColumnStats(conn, job, this.config, ctx),
     ),
     'nql-forecast': this.sql((conn, job: JobHandle<NqlForecastInput>, ctx) =>
       nqlForecast(conn, job, this.config, ctx.signal),

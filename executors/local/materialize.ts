@@ -46,13 +46,49 @@ export function uuidFrom(name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-const PARTITION_FNS: Record<string, (c: string) => string> = {
-  identity: (c) => c,
-  year: (c) => `date_trunc('year', ${c})`,
-  month: (c) => `date_trunc('month', ${c})`,
-  day: (c) => `date_trunc('day', ${c})`,
-  hour: (c) => `date_trunc('hour', ${c})`,
-};
+/**
+ * The partition transforms the local data plane interprets, as SQL over a column (`c`, quoted) of
+ * DuckDB type `type`. `bucket[N]` is refused by name: Iceberg buckets by a Murmur3 hash of the value's
+ * binary form, which DuckDB does not compute, and another hash would overwrite other rows than
+ * Iceberg does. `truncate[W]` follows Iceberg: integers `v - (((v % W) + W) % W)`, strings their
+ * first W characters; other types are refused.
+ */
+export function partitionExpr(
+  p: { field: string; fn: string; args?: ReadonlyArray<number | string> },
+  c: string,
+  type: string,
+): string {
+  const refuse = (why: string) =>
+    new JobError('INVALID_INPUT', `partition transform '${p.fn}' on '${p.field}': ${why}`, {
+      retryable: false,
+    });
+  switch (p.fn) {
+    case 'identity':
+      return c;
+    case 'year':
+    case 'month':
+    case 'day':
+    case 'hour':
+      return `date_trunc('${p.fn}', ${c})`;
+    case 'truncate': {
+      const w = Number(p.args?.[0]);
+      if (!Number.isSafeInteger(w) || w <= 0) throw refuse('needs a positive integer width as its argument');
+      if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(type)) {
+        return `(${c} - (((${c} % ${w}) + ${w}) % ${w}))`;
+      }
+      if (/^VARCHAR/.test(type)) return `left(${c}, ${w})`;
+      throw refuse(
+        `is not supported by the local data plane for ${type} columns (integers and strings only)`,
+      );
+    }
+    case 'bucket':
+      throw refuse(
+        "is not supported by the local data plane (Iceberg's Murmur3 bucket hash is not implemented)",
+      );
+    default:
+      throw refuse('is not a known partition transform');
+  }
+}
 
 interface SnapshotRow {
   dataset_id: number;
@@ -139,19 +175,10 @@ export async function materializeView(
         ? 'merge'
         : 'append';
 
-  let keys: string[] = [];
+  // Each partition key as SQL over an alias: `s` (the staged rows) or `t` (the table's rows).
+  let keys: Array<(alias: string) => string> = [];
   if (operation === 'merge') {
     keys = (input.partitions ?? []).map((p) => {
-      const fn = PARTITION_FNS[p.fn];
-      if (!fn) {
-        throw new JobError(
-          'INVALID_INPUT',
-          `partition transform '${p.fn}' is not supported by the local data plane`,
-          {
-            retryable: false,
-          },
-        );
-      }
       if (!columns.includes(p.field)) {
         throw new JobError(
           'INVALID_INPUT',
@@ -161,7 +188,9 @@ export async function materializeView(
           },
         );
       }
-      return fn(ident(p.field));
+      const type = String(described.find((r) => String(r.column_name) === p.field)?.column_type);
+      partitionExpr(p, ident(p.field), type); // refuses an unsupported transform before writing
+      return (alias: string) => partitionExpr(p, `${alias}.${ident(p.field)}`, type);
     });
   }
 
@@ -181,10 +210,12 @@ export async function materializeView(
       if (keys.length === 0) {
         await conn.run(`DELETE FROM ${target}`);
       } else {
-        const tuple = `(${keys.join(', ')})`;
+        // The partitions the new rows touch, the NULL partition included: `IS NOT DISTINCT FROM`
+        // matches NULL to NULL, where `IN` never would.
+        const match = keys.map((k) => `${k('s')} IS NOT DISTINCT FROM ${k('t')}`).join(' AND ');
         await runSql(
           conn,
-          `DELETE FROM ${target} WHERE ${tuple} IN (SELECT DISTINCT ${tuple} FROM _stage)`,
+          `DELETE FROM ${target} AS t WHERE EXISTS (SELECT 1 FROM _stage AS s WHERE ${match})`,
           'merge',
           signal,
         );
@@ -246,7 +277,8 @@ export async function materializeView(
       conn,
       { ...job, input: { dataset_id: datasetId, enabled_column_stats: all } },
       config,
-      signal,
+      ctx,
+      'stats',
     );
   }
   return result(snap);

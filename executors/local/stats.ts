@@ -12,10 +12,11 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ColumnStat } from '../../src/catalogue/datasets.ts';
-import { JobError, type JobHandle } from '../../src/executor/index.ts';
+import { type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
 import { requireDataset } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
-import { all, ident, literal, num, one, qualified, runSql, toJson, Warehouse } from './warehouse.ts';
+import { exactlyOnce } from './effects.ts';
+import { all, ident, literal, num, one, qualified, runSql, toJson } from './warehouse.ts';
 
 type Enabled = Partial<Record<ColumnStat, boolean>>;
 export interface StatsInput {
@@ -31,8 +32,11 @@ export async function calculateColumnStats(
   conn: DuckDBConnection,
   job: JobHandle<StatsInput>,
   config: LocalConfig,
-  signal: AbortSignal,
+  ctx: ExecuteContext,
+  /** The part of the job's effect this write is (materialize-view records its statistics apart). */
+  part = '',
 ): Promise<unknown> {
+  const { signal } = ctx;
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
   const described = await all(
     conn,
@@ -108,15 +112,20 @@ export async function calculateColumnStats(
     columns[p.column] = stats;
   }
 
-  await Warehouse.transaction(conn, async () => {
+  ctx.log.info('statistics computed', {
+    table: `${ds.schema}.${ds.table}`,
+    columns: plan.length,
+    rows: total,
+  });
+  return exactlyOnce(conn, job, { part, datasetId: ds.datasetId, log: ctx.log }, async () => {
     for (const [column, stats] of Object.entries(columns)) {
       await conn.run(
         `INSERT OR REPLACE INTO _dpo.column_stats VALUES
            (${ds.datasetId}, ${literal(column)}, ${literal(JSON.stringify(stats))}, ${literal(job.id)}, now())`,
       );
     }
+    return { type: 'datasets_calculate_column_stats', rows: total, columns };
   });
-  return { type: 'datasets_calculate_column_stats', rows: total, columns };
 }
 
 /** Equal-width buckets over [lower, upper]; the last bucket includes `upper`. */

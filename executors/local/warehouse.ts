@@ -78,6 +78,11 @@ const CATALOGUE = [
      dataset_id BIGINT NOT NULL, column_name VARCHAR NOT NULL, stats JSON NOT NULL,
      job_id VARCHAR NOT NULL, computed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (dataset_id, column_name)
    )`,
+  /** Exactly-once effects (effects.ts): each job's write, recorded in the write's own transaction. */
+  `CREATE TABLE IF NOT EXISTS _dpo.job_effects (
+     job_id VARCHAR NOT NULL, part VARCHAR NOT NULL, job_type VARCHAR NOT NULL, dataset_id BIGINT,
+     result JSON NOT NULL, committed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (job_id, part)
+   )`,
   // Snowflake spellings the control plane's compiled DDL uses; DuckDB takes them as aliases.
   ...[
     ['TIMESTAMP_TZ', 'TIMESTAMPTZ'],
