@@ -1,7 +1,9 @@
 /**
  * A small S3 on 127.0.0.1 speaking the REST-XML protocol the AWS SDK uses with path-style addressing:
- * PutObject, GetObject, HeadObject, DeleteObject, ListObjectsV2. Enough for the executors' specs and
- * results; objects live in memory.
+ * PutObject, GetObject (with `Range: bytes=a-b`), HeadObject, DeleteObject, ListObjectsV2. Enough for
+ * the executors' specs and results; objects live in memory, except generated ones (`generate`): their
+ * bytes are computed on the fly for each read, so a test can serve a file of gigabytes that exists
+ * nowhere, neither on disk nor in memory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +15,10 @@ export interface FakeS3 {
   requests: string[];
   put(bucket: string, key: string, body: string): void;
   get(bucket: string, key: string): string | undefined;
+  /** An object of `size` bytes whose byte at offset i is `byteAt(i)`, computed on each read. */
+  generate(bucket: string, key: string, size: number, byteAt: (offset: number) => number): void;
+  /** Bytes served by GetObject, all objects together (what a reader really pulled). */
+  bytesServed(): number;
   close(): Promise<void>;
 }
 
@@ -28,6 +34,40 @@ const noSuchKey = (res: ServerResponse, key: string) =>
     `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${esc(key)}</Key></Error>`,
   );
 
+interface Generated {
+  size: number;
+  byteAt: (offset: number) => number;
+}
+
+/** Streams bytes [start, end) of a generated object in 1 MiB chunks, honouring backpressure. */
+async function streamGenerated(
+  res: ServerResponse,
+  g: Generated,
+  start: number,
+  end: number,
+): Promise<number> {
+  let sent = 0;
+  for (let at = start; at < end; ) {
+    const n = Math.min(1 << 20, end - at);
+    const chunk = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) chunk[i] = g.byteAt(at + i);
+    at += n;
+    sent += n;
+    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+    if (res.destroyed) break;
+  }
+  res.end();
+  return sent;
+}
+
+/** The `[start, end)` of a `Range: bytes=a-b` header (a suffix or open range included), if any. */
+function range(header: string | undefined, size: number): [number, number] | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header ?? '');
+  if (!m) return undefined;
+  if (m[1] === '') return [Math.max(0, size - Number(m[2])), size];
+  return [Number(m[1]), m[2] === '' ? size : Math.min(size, Number(m[2]) + 1)];
+}
+
 async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
@@ -36,7 +76,9 @@ async function body(req: IncomingMessage): Promise<Buffer> {
 
 export async function startFakeS3(): Promise<FakeS3> {
   const objects = new Map<string, Buffer>();
+  const generated = new Map<string, Generated>();
   const requests: string[] = [];
+  let served = 0;
   const server: Server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -47,8 +89,21 @@ export async function startFakeS3(): Promise<FakeS3> {
       if (req.method === 'PUT' && key) {
         const data = await body(req);
         objects.set(id, data);
+        generated.delete(id);
         res.writeHead(200, { etag: `"${data.length.toString(16)}"` });
         return res.end();
+      }
+      const gen = generated.get(id);
+      if ((req.method === 'GET' || req.method === 'HEAD') && key && gen) {
+        const [start, end] = range(req.headers.range, gen.size) ?? [0, gen.size];
+        res.writeHead(req.headers.range ? 206 : 200, {
+          'content-type': 'application/octet-stream',
+          'content-length': req.method === 'HEAD' ? gen.size : end - start,
+          ...(req.headers.range ? { 'content-range': `bytes ${start}-${end - 1}/${gen.size}` } : {}),
+        });
+        if (req.method === 'HEAD') return res.end();
+        served += await streamGenerated(res, gen, start, end);
+        return;
       }
       if ((req.method === 'GET' || req.method === 'HEAD') && key) {
         const data = objects.get(id);
@@ -59,17 +114,26 @@ export async function startFakeS3(): Promise<FakeS3> {
           }
           return noSuchKey(res, key);
         }
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
-        return res.end(req.method === 'HEAD' ? undefined : data);
+        const r = req.method === 'GET' ? range(req.headers.range, data.length) : undefined;
+        const part = r ? data.subarray(r[0], r[1]) : data;
+        res.writeHead(r ? 206 : 200, {
+          'content-type': 'application/octet-stream',
+          'content-length': req.method === 'HEAD' ? data.length : part.length,
+          ...(r ? { 'content-range': `bytes ${r[0]}-${r[1] - 1}/${data.length}` } : {}),
+        });
+        if (req.method === 'GET') served += part.length;
+        return res.end(req.method === 'HEAD' ? undefined : part);
       }
       if (req.method === 'DELETE' && key) {
         objects.delete(id);
+        generated.delete(id);
         res.writeHead(204);
         return res.end();
       }
       if (req.method === 'GET' && url.searchParams.get('list-type') === '2') {
         const prefix = url.searchParams.get('prefix') ?? '';
-        const keys = [...objects.keys()]
+        const sizeOf = (k: string) => objects.get(k)?.length ?? generated.get(k)?.size ?? 0;
+        const keys = [...objects.keys(), ...generated.keys()]
           .filter((k) => k.startsWith(`${bucket}/${prefix}`))
           .map((k) => k.slice(bucket.length + 1))
           .sort();
@@ -77,10 +141,7 @@ export async function startFakeS3(): Promise<FakeS3> {
           res,
           200,
           `<ListBucketResult><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${keys.length}</KeyCount><IsTruncated>false</IsTruncated>${keys
-            .map(
-              (k) =>
-                `<Contents><Key>${esc(k)}</Key><Size>${objects.get(`${bucket}/${k}`)?.length ?? 0}</Size></Contents>`,
-            )
+            .map((k) => `<Contents><Key>${esc(k)}</Key><Size>${sizeOf(`${bucket}/${k}`)}</Size></Contents>`)
             .join('')}</ListBucketResult>`,
         );
       }
@@ -98,6 +159,8 @@ export async function startFakeS3(): Promise<FakeS3> {
     requests,
     put: (bucket, key, text) => objects.set(`${bucket}/${key}`, Buffer.from(text)),
     get: (bucket, key) => objects.get(`${bucket}/${key}`)?.toString(),
+    generate: (bucket, key, size, byteAt) => generated.set(`${bucket}/${key}`, { size, byteAt }),
+    bytesServed: () => served,
     close: () =>
       new Promise((r) => {
         server.closeAllConnections();
