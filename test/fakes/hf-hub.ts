@@ -54,6 +54,8 @@ export interface FakeHubOptions {
 
 export interface FakeHub {
   url: string;
+  /** The options, live: a test may swap `beforeAnswer` between phases. */
+  options: FakeHubOptions;
   repos: Map<string, HubRepo>;
   /** Stored LFS objects: oid → size. */
   lfs: Map<string, number>;
@@ -261,6 +263,7 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    options,
     repos,
     lfs,
     uploads,
