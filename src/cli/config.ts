@@ -124,6 +124,7 @@ export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Prom
     try {
       const executor = await module.createExecutor(env);
       await executor.close?.();
+      warnings.push(...(module.checkWarnings?.(env) ?? []).map((w) => `[${name}] ${w}`));
     } catch (err) {
       if (err instanceof ConfigError) errors.push(...err.issues.map((i) => `[${name}] ${i}`));
       else errors.push(`[${name}] ${(err as Error).message}`);

@@ -163,5 +163,10 @@ export interface ExecutorModule {
   readonly env: z.ZodObject;
   /** Names of variables in `env` whose values are secrets: `config print` redacts them. */
   readonly secretVars?: readonly string[];
+  /**
+   * Warnings `config check` prints for a valid configuration (a development-only setting, a secret
+   * file not mounted here); errors are thrown by `createExecutor` as a ConfigError instead.
+   */
+  checkWarnings?(env: Readonly<Record<string, string | undefined>>): string[];
   readonly createExecutor: ExecutorFactory;
 }
