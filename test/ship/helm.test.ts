@@ -56,8 +56,12 @@ describe('values.schema.json', () => {
     expect(copy.properties.config.propertyNames.not).toEqual(schema.properties.config.propertyNames.not);
   });
 
-  it('accepts values.yaml', () => {
-    expect(errors(defaults)).toEqual([]);
+  it('refuses values.yaml alone: a profile must name the control plane, the data plane and the executors', () => {
+    expect(errors(defaults)).toEqual([
+      "/config must have required property 'DPO_CONTROL_PLANE_URL'",
+      "/config must have required property 'DPO_DATA_PLANE_ID'",
+      "/config must have required property 'DPO_EXECUTORS'",
+    ]);
   });
 
   it('has one example per profile', () => {
