@@ -158,9 +158,11 @@ export function modelServerError(err: unknown): JobError {
         cause: err,
         ...(err.status === 429 || err.status === 503
           ? {
-              retryAfterMs:
-                err.retryAfterMs ??
+              // The in-place retries are spent: at least the jittered 3 to 6 s, longer if asked.
+              retryAfterMs: Math.max(
+                err.retryAfterMs ?? 0,
                 BUSY_RETRY_AFTER_MS.min + Math.floor(Math.random() * BUSY_RETRY_AFTER_MS.spread),
+              ),
             }
           : {}),
       });
