@@ -40,6 +40,7 @@ import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.
 import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
 import type { BillingInput } from '../../src/catalogue/system.ts';
 import type { Checkpoint } from '../../src/contract/index.ts';
+import { parseJsonLossless } from '../../src/contract/json.ts';
 import { awsClientOptions, awsError, callSignal, withOutageBudget } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
@@ -444,7 +445,8 @@ export class EmrServerlessExecutor implements Executor {
       });
     }
     try {
-      return JSON.parse(text);
+      // Lossless: a 64-bit integer the runner wrote as a bare number stays exact (contract).
+      return parseJsonLossless(text);
     } catch (err) {
       throw new JobError(
         'EMR_RESULT_INVALID',

@@ -3,6 +3,7 @@
  * may help: 429, 5xx (not 501), resets and timeouts retry; other 4xx do not. Every client of the contract throws these.
  */
 import { ErrorBody } from '../contract/index.ts';
+import { parseJsonLossless } from '../contract/json.ts';
 import type { RetryDecision } from '../lib/retry.ts';
 
 /** The control plane answered with an error status. */
@@ -141,7 +142,7 @@ export async function readAnswer(res: {
   const text = await res.body.text();
   let json: unknown;
   try {
-    json = text ? JSON.parse(text) : undefined;
+    json = text ? parseJsonLossless(text) : undefined;
   } catch {
     json = text;
   }

@@ -34,6 +34,7 @@ import {
   SubmitJobRequest,
   WaitQuery,
 } from '../contract/index.ts';
+import { parseJsonLossless } from '../contract/json.ts';
 import { mountConsole } from './console/routes.ts';
 import { JobStore, StoreError, type StoreOptions } from './store.ts';
 import { Waiters } from './waiters.ts';
@@ -428,7 +429,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           );
         }
         try {
-          body = JSON.parse(raw.toString('utf8'));
+          body = parseJsonLossless(raw.toString('utf8')); // 64-bit integers stay exact (contract)
         } catch (err) {
           throw new HttpError(
             400,

@@ -48,7 +48,21 @@ def dataset_table(spark, company_id, dataset_id):
     return f"{catalog}.company_{int(company_id)}.dataset_{int(dataset_id)}"
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def exact_int(v):
+    """The contract's 64-bit rule: an integer beyond +/-(2^53 - 1) is written as a decimal string,
+    because every JavaScript reader would round a JSON number that large."""
+    v = int(v)
+    return v if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER else str(v)
+
+
 def json_value(v):
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return exact_int(v)
     if isinstance(v, datetime):
         return v.astimezone(timezone.utc).isoformat()
     if isinstance(v, float) and v != v:  # NaN
@@ -95,7 +109,8 @@ def materialize_view(spark, spec):
     batch = chunk["batch_id"] if chunk else job["id"]
     return {
         "dataset_id": inp["dataset_id"],
-        "snapshot_id": int(snapshot["snapshot_id"]),
+        # Iceberg snapshot ids are random 64-bit integers: always a decimal string (64-bit rule).
+        "snapshot_id": str(int(snapshot["snapshot_id"])),
         "recalculation_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataplane-operator:{batch}")),
         "nio_last_modified_at": committed_at.isoformat().replace("+00:00", "Z"),
     }
@@ -104,11 +119,11 @@ def materialize_view(spark, spec):
 def billing(spark, spec):
     rows = spark.sql(spec["input"]["compiled_query"]).collect()
     sources = [
-        {"access_rule_id": int(r["_nio_access_rule_id"]), "rows": int(r["rows"]),
-         "price_per_row": {"micro_cents_usd": int(r["_nio_price_per_row"])}}
+        {"access_rule_id": exact_int(r["_nio_access_rule_id"]), "rows": exact_int(r["rows"]),
+         "price_per_row": {"micro_cents_usd": exact_int(r["_nio_price_per_row"])}}
         for r in rows if r["_nio_access_rule_id"] is not None
     ]
-    sources.sort(key=lambda s: s["access_rule_id"])
+    sources.sort(key=lambda s: int(s["access_rule_id"]))
     return {"type": "materialized_views_collect_access_rules_billing_data", "sources": sources}
 
 

@@ -10,6 +10,7 @@ import { type Command, type CommanderError, InvalidArgumentError } from 'command
 import { catalogue, JOB_TYPES } from '../../catalogue/index.ts';
 import { UserClient } from '../../client/user-client.ts';
 import { isTerminal, JOB_STATES, type Job, MAX_WAIT_MS, SubmitJobRequest } from '../../contract/index.ts';
+import { parseJsonLossless } from '../../contract/json.ts';
 import { ago, clip, describeJob, detail, duration, formatLogLine, lastFailure, table } from '../format.ts';
 import { type ConnectionOpts, DEFAULT_URL, resolveToken, resolveUrl } from './connection.ts';
 import { EXIT, exitFor, Interrupted, reportError, UsageError } from './exit-codes.ts';
@@ -208,7 +209,7 @@ export function registerJobsCommand(program: Command): void {
       if (!text.trim()) throw new UsageError(`${source} is empty: expected a JSON job submission`);
       let doc: unknown;
       try {
-        doc = JSON.parse(text);
+        doc = parseJsonLossless(text); // 64-bit integers stay exact (contract)
       } catch (e) {
         throw new UsageError(`${source} is not valid JSON: ${(e as Error).message}`);
       }
