@@ -16,6 +16,7 @@
 import type { Logger } from 'pino';
 import type { Job, PollResponse } from '../contract/index.ts';
 import { abortReasonOf, type Executor, JobAbort } from '../executor/index.ts';
+import { resultFailure } from '../lib/result.ts';
 import { type ControlPlane, describeError, failureKind } from './control-plane.ts';
 import type { LogShipper } from './log-shipper.ts';
 import type { Metrics } from './metrics.ts';
@@ -196,6 +197,12 @@ export class Dispatcher {
     const labels = { job_type: job.type, executor: executor.name, outcome: outcome.kind };
     this.c.metrics.outcomes.inc(labels);
     this.c.metrics.duration.observe(labels, (performance.now() - ex.dispatchedAt) / 1000);
+    if (outcome.kind === 'fail') {
+      const code = this.c.metrics.failureCode(outcome.failure.code);
+      this.c.metrics.failures.inc({ job_type: job.type, executor: executor.name, code });
+    } else if (outcome.kind === 'complete' && resultFailure(outcome.result) !== undefined) {
+      this.c.metrics.resultFailures.inc({ job_type: job.type, executor: executor.name });
+    }
     const level = outcome.kind === 'fail' ? 'warn' : 'info';
     if (this.c.log.isLevelEnabled(level)) {
       this.c.shipper

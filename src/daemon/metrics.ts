@@ -1,7 +1,10 @@
 /**
  * Prometheus metrics of one daemon (prom-client, its own registry so several daemons can live in
- * one process in tests). Labels are low-cardinality only: job type, executor name, outcome, path.
+ * one process in tests). Labels are low-cardinality only: job type, executor name, outcome, path, and
+ * a failure code bounded by MAX_FAILURE_CODES.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -37,6 +40,37 @@ function eventLoopLag(registers: Registry[], resolutionMs: number): Gauge<'quant
   });
 }
 
+/**
+ * The `code` label of dpo_job_failures_total stays bounded: a failure code is UPPER_SNAKE_CASE by
+ * contract and the executors use a few dozen; the first MAX_FAILURE_CODES distinct codes a daemon sees
+ * are labels, anything else (and anything malformed) is `OTHER`.
+ */
+export const MAX_FAILURE_CODES = 64;
+
+function failureCodes(): (code: string) => string {
+  const seen = new Set<string>();
+  return (code) => {
+    if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(code)) return 'OTHER';
+    if (seen.has(code)) return code;
+    if (seen.size >= MAX_FAILURE_CODES) return 'OTHER';
+    seen.add(code);
+    return code;
+  };
+}
+
+/** This package's version, from package.json (two levels up in src/, three in dist/src/). */
+function packageVersion(): string {
+  for (const up of ['../..', '../../..']) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(import.meta.dirname, up, 'package.json'), 'utf8'));
+      if (pkg.name === 'dataplane-operator' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: the next candidate
+    }
+  }
+  return 'unknown';
+}
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DURATION_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600];
 
@@ -51,8 +85,39 @@ export function createMetrics(options: { defaultMetrics?: boolean; lagResolution
       eventLoopMonitoringPrecision: LAG_RESOLUTION_MS,
     });
   const registers = [registry];
+  new Gauge({
+    name: 'dpo_build_info',
+    help: 'Always 1; the labels say which build runs',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  }).set({ version: packageVersion(), node_version: process.versions.node }, 1);
+  /** Set by the daemon's ops server: whether the control plane answered recently. */
+  const probes: { controlPlaneReachable?: () => boolean } = {};
+  new Gauge({
+    name: 'dpo_control_plane_reachable',
+    help: '1 when the control plane answered a poll within the readiness window, else 0',
+    registers,
+    collect() {
+      if (probes.controlPlaneReachable) this.set(probes.controlPlaneReachable() ? 1 : 0);
+    },
+  });
   return {
     registry,
+    probes,
+    /** The bounded `code` label for a failure code. */
+    failureCode: failureCodes(),
+    failures: new Counter({
+      name: 'dpo_job_failures_total',
+      help: `Jobs failed, by failure code (the first ${MAX_FAILURE_CODES} distinct codes; the rest OTHER)`,
+      labelNames: ['job_type', 'executor', 'code'] as const,
+      registers,
+    }),
+    resultFailures: new Counter({
+      name: 'dpo_job_result_failures_total',
+      help: 'Jobs completed with a result that reports a failure (nql-forecast {type: "Failure"}); also counted as complete in dpo_job_outcomes_total',
+      labelNames: ['job_type', 'executor'] as const,
+      registers,
+    }),
     ...(options.defaultMetrics !== false
       ? { eventLoopLag: eventLoopLag(registers, options.lagResolutionMs ?? LAG_RESOLUTION_MS) }
       : {}),

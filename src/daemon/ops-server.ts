@@ -28,6 +28,9 @@ export async function startOpsServer(opts: {
   unreadyAfterMs?: number;
 }): Promise<OpsServer> {
   const { daemon, metrics } = opts;
+  // The same window as /readyz: the control plane answered a poll recently.
+  metrics.probes.controlPlaneReachable = () =>
+    daemon.lastPollAt !== 0 && Date.now() - daemon.lastPollAt < (opts.unreadyAfterMs ?? opts.staleAfterMs);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
