@@ -713,9 +713,11 @@ async function showJob(id) {
       h(
         'div',
         { class: 'actions' },
-        act('Cancel', 'cancel', `Cancel job ${job.id}?`, `/v1/jobs/${id}/cancel`, {
-          reason: 'cancelled from the console',
-        }),
+        terminal
+          ? ''
+          : act('Cancel', 'cancel', `Cancel job ${job.id}?`, `/v1/jobs/${id}/cancel`, {
+              reason: 'cancelled from the console',
+            }),
         terminal
           ? ''
           : act(
@@ -766,7 +768,7 @@ async function showJob(id) {
       timeline(ev.events, job),
       readable ? h('div', {}, h('h3', {}, 'Result'), readable) : '',
       h('h3', {}, 'Data'),
-      ['input', 'result', 'checkpoint', 'progress', 'failures'].map((k) =>
+      ...['input', 'result', 'checkpoint', 'progress', 'failures'].map((k) =>
         h(
           'details',
           {
