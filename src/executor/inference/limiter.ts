@@ -8,8 +8,16 @@
 export class ModelLimiter {
   readonly #slots = new Map<string, { inFlight: number; waiters: Array<() => void> }>();
 
-  /** Waits for a slot of `model` (limit `limit`); resolves with its release, or rejects on abort. */
-  async acquire(model: string, limit: number, signal: AbortSignal): Promise<() => void> {
+  /**
+   * Waits for a slot of `model` (limit `limit`); resolves with its release, or rejects on abort.
+   * `onWait` is told, once, when the caller has to queue.
+   */
+  async acquire(
+    model: string,
+    limit: number,
+    signal: AbortSignal,
+    onWait?: (inFlight: number) => void,
+  ): Promise<() => void> {
     signal.throwIfAborted();
     let s = this.#slots.get(model);
     if (s === undefined) {
@@ -18,6 +26,7 @@ export class ModelLimiter {
     }
     const state = s;
     if (state.inFlight >= limit) {
+      onWait?.(state.inFlight);
       await new Promise<void>((resolve, reject) => {
         const wake = () => {
           signal.removeEventListener('abort', onAbort);

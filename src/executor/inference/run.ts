@@ -126,7 +126,9 @@ export async function runInference(
   const usage = { prompt: 0, completion: 0 };
 
   const call = async (turns: ChatTurn[], attempt: 'first' | 'repair'): Promise<InferenceReply> => {
-    const release = await deps.limiter.acquire(model.id, model.concurrency, ctx.signal);
+    const release = await deps.limiter.acquire(model.id, model.concurrency, ctx.signal, (inFlight) =>
+      ctx.log.info('inference waits for a model slot', { model: model.name, in_flight: inFlight }),
+    );
     const started = now();
     try {
       const left = ctx.deadline - started;
