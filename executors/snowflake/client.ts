@@ -175,6 +175,9 @@ export class SnowflakeClient {
           sqlText: sql,
           binds: binds as never,
           asyncExec: true,
+          // With asyncExec alone snowflake-sdk drops a refusal (complete(null, …)); streamResult
+          // makes it pass the error on.
+          streamResult: true,
           parameters: { QUERY_TAG: o.queryTag, STATEMENT_TIMEOUT_IN_SECONDS: o.timeoutSeconds },
           complete: (err, stmt) => {
             if (err) return reject(err);

@@ -14,6 +14,7 @@
  * SQL. DuckDB runs it, inside a database named after the configured one. The Snowflake-only parts
  * the operator sends are translated, a small documented set:
  * - `SELECT SYSTEM$CANCEL_QUERY('<id>')` cancels that query (from any session);
+ * - a trailing `CLUSTER BY (…)` is dropped; TIMESTAMP_TZ/LTZ/NTZ are DuckDB type aliases (VARIANT it has);
  * - `TABLE(INFORMATION_SCHEMA.QUERY_HISTORY(…))` and `…QUERY_HISTORY_BY_SESSION(…)` read the fake's
  *   own history (`_SF.QUERY_HISTORY`: query_id, query_tag, execution_status, start_time, query_text);
  * - `CREATE [OR REPLACE] SNOWFLAKE.ML.CLASSIFICATION <name>(INPUT_DATA =>
@@ -128,6 +129,14 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
   await db.run(`ATTACH ':memory:' AS "${database}"`);
   await db.run(`USE "${database}"`);
   await db.run('CREATE SCHEMA IF NOT EXISTS _SF');
+  // Snowflake's type names DuckDB lacks (STRING, TEXT and the rest it knows).
+  for (const [name, as] of [
+    ['TIMESTAMP_TZ', 'TIMESTAMPTZ'],
+    ['TIMESTAMP_LTZ', 'TIMESTAMPTZ'],
+    ['TIMESTAMP_NTZ', 'TIMESTAMP'],
+  ]) {
+    await db.run(`CREATE TYPE ${name} AS ${as}`);
+  }
   await db.run(
     `CREATE TABLE _SF.QUERY_HISTORY (query_id VARCHAR, query_tag VARCHAR, execution_status VARCHAR,
        start_time TIMESTAMP, query_text VARCHAR, session_id BIGINT)`,
@@ -252,10 +261,13 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
         throw new SfError('002003', `Instance ${call[1]} does not exist or not authorized.`, '02000');
       return modelResult(model, (call[2] as string).toUpperCase());
     }
-    const translated = sql.replace(
-      /TABLE\s*\(\s*INFORMATION_SCHEMA\.QUERY_HISTORY(?:_BY_SESSION)?\s*\((?:[^()]|\([^()]*\))*\)\s*\)/gi,
-      '_SF.QUERY_HISTORY',
-    );
+    const translated = sql
+      // Clustering keys mean nothing to DuckDB.
+      .replace(/\s+CLUSTER\s+BY\s*\([^()]*\)\s*$/i, '')
+      .replace(
+        /TABLE\s*\(\s*INFORMATION_SCHEMA\.QUERY_HISTORY(?:_BY_SESSION)?\s*\((?:[^()]|\([^()]*\))*\)\s*\)/gi,
+        '_SF.QUERY_HISTORY',
+      );
     const reader = await db.runAndReadAll(translated, binds as never);
     const kind = /^\s*(INSERT|UPDATE|DELETE|MERGE)\b/i.exec(sql)?.[1]?.toUpperCase();
     if (kind) {
@@ -832,7 +844,8 @@ function modelResult(m: Model, method: string): NonNullable<FakeQuery['result']>
         col('SCORE', 'real'),
         col('FEATURE_TYPE', 'text'),
       ],
-      rowset: ranked.map(([f, s], i) => [String(i + 1), f, String(s), 'user_provided']),
+      // Named as Snowflake stores unquoted identifiers: upper-case.
+      rowset: ranked.map(([f, s], i) => [String(i + 1), f.toUpperCase(), String(s), 'user_provided']),
     };
   }
   throw new SfError('002140', `Unknown function ${method}`, '42601');

@@ -1,0 +1,482 @@
+/**
+ * The Snowflake executor: the seven Snowflake job types as asynchronous statements, each one
+ * submitted at most once, reattached after a crash, cancelled for real.
+ *
+ * A job is a short sequence of named steps (README: "Statements per job type"); each step is one
+ * statement run on the remote-run protocol (src/executor/remote-run.ts). The job's checkpoint holds
+ * a nonce drawn at a fresh start and, per step, its submission number, the attempt, and (once
+ * Snowflake answered) the query id:
+ *
+ *   { snowflake: 1, nonce, steps: { <step>: { attempt, submission, query_id? } } }
+ *
+ * The step's intent is checkpointed before the submission and its query id right after (asyncExec
+ * answers with it at once). A claim whose checkpoint has the query id polls it and never submits
+ * it again (a step that succeeded under an earlier holder is read back from its result). A claim
+ * whose checkpoint has the intent but no query id (the holder died between the two saves) looks the
+ * query up by its QUERY_TAG in INFORMATION_SCHEMA.QUERY_HISTORY; found, it reattaches; not found, a
+ * read or an idempotent DDL step is submitted again, but a DML step fails `DML_OUTCOME_UNKNOWN`
+ * (not retryable) rather than risk running twice.
+ *
+ * QUERY_TAG is JSON: {dpo_job_id, type, attempt, step, submission: "<nonce>-<step>-<n>"}.
+ * STATEMENT_TIMEOUT_IN_SECONDS is the time left until the job's deadline.
+ *
+ * Abort reasons: `cancel` and `timeout` run SYSTEM$CANCEL_QUERY (from any session) and return only
+ * once the query's status says it ended; `lost` and `shutdown` leave the query running.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { DatasetsCalculateColumnStatsInput } from '../../src/catalogue/datasets.ts';
+import type { ModelsTrainClassifierInput } from '../../src/catalogue/models.ts';
+import type { Checkpoint } from '../../src/contract/index.ts';
+import {
+  type ExecuteContext,
+  type Executor,
+  JobError,
+  type JobHandle,
+  type JobHandlers,
+  runHandler,
+} from '../../src/executor/index.ts';
+import { type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
+import { type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
+import type { SnowflakeConfig } from './config.ts';
+import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
+import { planHistograms, planStats, readHistograms, readStats, type StatsInput } from './stats.ts';
+
+const StepCheckpoint = z.object({
+  attempt: z.number().int().min(1),
+  submission: z.number().int().min(1),
+  query_id: z.string().uuid().optional(),
+});
+
+export const SnowflakeCheckpoint = z.object({
+  snowflake: z.literal(1),
+  nonce: z.string().regex(/^[0-9a-f]{8}$/),
+  steps: z.record(z.string(), StepCheckpoint),
+});
+export type SnowflakeCheckpoint = z.infer<typeof SnowflakeCheckpoint>;
+
+/** What a step does, which decides what a lost submission may do (see the header). */
+export type StepKind = 'read' | 'idempotent' | 'dml';
+
+interface StepIntent {
+  readonly attempt: number;
+  readonly submission: number;
+}
+
+const invalid = (message: string, details?: unknown) =>
+  new JobError('INVALID_INPUT', message, { retryable: false, details });
+
+export const COLUMN_STATS_TABLE = 'COLUMN_STATS';
+export const sampleTable = (datasetId: number) => `DATASET_${datasetId}_SAMPLE`;
+
+/** One job's run: its checkpoint state and its steps. */
+class JobRun {
+  readonly state: SnowflakeCheckpoint;
+  readonly job: JobHandle;
+  readonly ctx: ExecuteContext;
+  readonly ex: SnowflakeExecutor;
+  /** Statements this run submitted or reattached to (bench and tests). */
+  readonly statements: string[] = [];
+
+  constructor(ex: SnowflakeExecutor, job: JobHandle, ctx: ExecuteContext) {
+    this.ex = ex;
+    this.job = job;
+    this.ctx = ctx;
+    const saved = ctx.checkpoint ? SnowflakeCheckpoint.safeParse(ctx.checkpoint) : undefined;
+    if (ctx.checkpoint && !saved?.success) ctx.log.warn('ignoring a checkpoint this executor did not write');
+    this.state =
+      saved?.success === true
+        ? saved.data
+        : { snowflake: 1, nonce: randomBytes(4).toString('hex'), steps: {} };
+  }
+
+  get warehouse(): string {
+    return this.ex.config.warehouses[this.job.type] ?? this.ex.config.warehouse;
+  }
+
+  tag(step: string, intent: StepIntent): string {
+    return JSON.stringify({
+      dpo_job_id: this.job.id,
+      type: this.job.type,
+      attempt: intent.attempt,
+      step,
+      submission: `${this.state.nonce}-${step}-${intent.submission}`,
+    });
+  }
+
+  timeoutSeconds(): number {
+    return Math.min(604_800, Math.max(1, Math.ceil((this.ctx.deadline - Date.now()) / 1000)));
+  }
+
+  /** Runs (or reattaches to) one named step's statement; resolves with its result. */
+  async step(name: string, kind: StepKind, sql: string, binds: Bind[] = []): Promise<FetchedResult> {
+    const { client, config } = this.ex;
+    const job = this.job;
+    const state = this.state;
+    this.statements.push(name);
+    const stepCtx: ExecuteContext = {
+      ...this.ctx,
+      checkpoint: state.steps[name] ?? null,
+      saveCheckpoint: async (cp: Checkpoint) => {
+        state.steps[name] = StepCheckpoint.parse(cp);
+        await this.ctx.saveCheckpoint(structuredClone(state) as unknown as Checkpoint);
+      },
+      progress: (p) => this.ctx.progress(p),
+      log: this.ctx.log,
+    };
+    const warehouse = this.warehouse;
+    const ops: RemoteRunOps<StepIntent, string, string> = {
+      what: `Snowflake query (${name})`,
+      read(cp) {
+        const r = StepCheckpoint.safeParse(cp);
+        if (!r.success) return undefined;
+        return {
+          intent: { attempt: r.data.attempt, submission: r.data.submission },
+          handle: r.data.query_id,
+        };
+      },
+      write(intent, handle) {
+        return {
+          attempt: intent.attempt,
+          submission: intent.submission,
+          ...(handle ? { query_id: handle } : {}),
+        };
+      },
+      newIntent: (attempt, previous) => ({ attempt, submission: (previous?.submission ?? 0) + 1 }),
+      submit: (intent, signal) =>
+        client.submit(
+          sql,
+          binds,
+          { warehouse, queryTag: this.tag(name, intent), timeoutSeconds: this.timeoutSeconds() },
+          signal,
+        ),
+      findByIntent: async (intent, signal) => {
+        const found = await this.ex.findByTag(
+          `${state.nonce}-${name}-${intent.submission}`,
+          warehouse,
+          signal,
+        );
+        if (found === undefined && kind === 'dml') {
+          throw new JobError(
+            'DML_OUTCOME_UNKNOWN',
+            `the DML of step ${name} may have been submitted by a holder that crashed, and Snowflake's query history does not show it: not running it again`,
+            {
+              retryable: false,
+              details: { step: name, query_tag_submission: `${state.nonce}-${name}-${intent.submission}` },
+            },
+          );
+        }
+        return found;
+      },
+      poll: (id, signal) => client.status(id, warehouse, signal),
+      phase: queryPhase,
+      onStatus: (_id, status) => this.ctx.progress({ message: `${name}: ${status.toLowerCase()}` }),
+      result: (id, _status, signal) => client.fetch(id, warehouse, signal),
+      failure: (id, status, signal) => client.failure(id, status, warehouse, signal),
+      cancel: (id, signal) => this.ex.cancelQuery(id, warehouse, signal),
+    };
+
+    return (await runRemote(job, stepCtx, ops, {
+      pollMinMs: config.pollMinMs,
+      pollMaxMs: config.pollMaxMs,
+      recancelAfterMs: config.cancelWaitMs,
+    })) as FetchedResult;
+  }
+}
+
+export class SnowflakeExecutor implements Executor {
+  readonly name = 'snowflake';
+  readonly config: SnowflakeConfig;
+  readonly client: SnowflakeClient;
+  readonly names: Names;
+  private setup: Promise<void> | undefined;
+  /** Called with each job's run once it ends (bench and tests count its statements). */
+  onRunEnd?: (job: JobHandle, statements: string[]) => void;
+
+  readonly handlers = {
+    datasets_create_table: (
+      job: JobHandle<{ dataset_id: number; compiled_sql: string }>,
+      ctx: ExecuteContext,
+    ) => this.run(job, ctx, (r) => this.createTable(r, job)),
+    datasets_delete_table: (
+      job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
+      ctx: ExecuteContext,
+    ) => this.run(job, ctx, (r) => this.deleteTable(r, job)),
+    datasets_truncate_table: (job: JobHandle<{ dataset_id: number }>, ctx: ExecuteContext) =>
+      this.run(job, ctx, (r) => this.truncateTable(r, job)),
+    datasets_sample: (job: JobHandle<{ dataset_id: number; sample_size?: number }>, ctx: ExecuteContext) =>
+      this.run(job, ctx, (r) => this.sample(r, job)),
+    datasets_calculate_column_stats: (
+      job: JobHandle<DatasetsCalculateColumnStatsInput>,
+      ctx: ExecuteContext,
+    ) => this.run(job, ctx, (r) => this.columnStats(r, job)),
+    datasets_execute_dml: (
+      job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
+      ctx: ExecuteContext,
+    ) => this.run(job, ctx, (r) => this.executeDml(r, job)),
+    models_train_classifier: (job: JobHandle<ModelsTrainClassifierInput>, ctx: ExecuteContext) =>
+      this.run(job, ctx, (r) => this.trainClassifier(r, job)),
+  } satisfies JobHandlers;
+  readonly jobTypes: readonly string[] = Object.keys(this.handlers);
+
+  constructor(config: SnowflakeConfig, client: SnowflakeClient) {
+    this.config = config;
+    this.client = client;
+    this.names = new Names(config);
+  }
+
+  execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+    return runHandler(this.handlers, job, ctx);
+  }
+
+  async close(): Promise<void> {
+    // The pools close; the server sessions stay (their queries keep running for the next holder).
+    await this.client.close();
+  }
+
+  private async run(
+    job: JobHandle,
+    ctx: ExecuteContext,
+    fn: (r: JobRun) => Promise<unknown>,
+  ): Promise<unknown> {
+    const r = new JobRun(this, job, ctx);
+    try {
+      return await fn(r);
+    } finally {
+      this.onRunEnd?.(job, r.statements);
+    }
+  }
+
+  /** Looks a submission up in the query history by its tag; its query id, or undefined. */
+  async findByTag(submission: string, warehouse: string, signal: AbortSignal): Promise<string | undefined> {
+    const res = await this.client.run(
+      `SELECT query_id AS "QUERY_ID" FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY(RESULT_LIMIT => 10000)) WHERE query_tag LIKE ? ORDER BY start_time`,
+      [`%"submission":"${submission}"%`],
+      { warehouse, queryTag: JSON.stringify({ dpo_lookup: submission }), timeoutSeconds: 300 },
+      signal,
+    );
+    const ids = res.rows.map((r) => String(r.QUERY_ID));
+    return ids[0];
+  }
+
+  /** SYSTEM$CANCEL_QUERY from any session; the caller confirms by the query's status. */
+  async cancelQuery(queryId: string, warehouse: string, signal: AbortSignal): Promise<void> {
+    if (!/^[0-9a-f-]{36}$/i.test(queryId)) throw new Error(`not a query id: ${queryId}`);
+    await this.client.run(
+      `SELECT SYSTEM$CANCEL_QUERY(${literal(queryId)})`,
+      [],
+      { warehouse, queryTag: JSON.stringify({ dpo_cancel: queryId }), timeoutSeconds: 300 },
+      signal,
+    );
+  }
+
+  /** The operator's own schema and statistics table (idempotent DDL, once per process). */
+  private ensureSetup(r: JobRun): Promise<void> {
+    this.setup ??= (async () => {
+      const o = { warehouse: r.warehouse, queryTag: JSON.stringify({ dpo_setup: 1 }), timeoutSeconds: 600 };
+      await this.client.run(
+        `CREATE SCHEMA IF NOT EXISTS ${this.names.operatorSchema()}`,
+        [],
+        o,
+        r.ctx.signal,
+      );
+      await this.client.run(
+        `CREATE TABLE IF NOT EXISTS ${qualified(this.names.operator(COLUMN_STATS_TABLE))} (
+           dataset_id BIGINT, column_name VARCHAR, stats VARCHAR, job_id VARCHAR, computed_at TIMESTAMP)`,
+        [],
+        o,
+        r.ctx.signal,
+      );
+    })().catch((err: unknown) => {
+      this.setup = undefined;
+      throw err;
+    });
+    return this.setup;
+  }
+
+  private async createTable(r: JobRun, job: JobHandle<{ dataset_id: number; compiled_sql: string }>) {
+    const t = this.names.dataset(job.companyId, job.input.dataset_id);
+    const sql = idempotentCreate(job.input.compiled_sql, t);
+    await r.step(
+      'schema',
+      'idempotent',
+      `CREATE SCHEMA IF NOT EXISTS ${ident(t.database)}.${ident(t.schema)}`,
+    );
+    await r.step('create', 'idempotent', sql);
+    return { type: 'datasets_create_table' };
+  }
+
+  private async deleteTable(
+    r: JobRun,
+    job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
+  ) {
+    const t = this.names.companyTable(job.companyId, job.input.external_id, 'external_id');
+    if (!job.input.is_narrative_managed && !this.config.allowDropUnmanaged) {
+      throw new JobError(
+        'UNMANAGED_TABLE',
+        `${job.input.external_id} is not narrative-managed: the operator does not drop it (DPO_SNOWFLAKE_ALLOW_DROP_UNMANAGED)`,
+        { retryable: false },
+      );
+    }
+    await r.step('drop', 'idempotent', `DROP TABLE IF EXISTS ${qualified(t)}`);
+    return { type: 'datasets_delete_table' };
+  }
+
+  private async truncateTable(r: JobRun, job: JobHandle<{ dataset_id: number }>) {
+    const t = this.names.dataset(job.companyId, job.input.dataset_id);
+    await r.step('truncate', 'idempotent', `TRUNCATE TABLE ${qualified(t)}`);
+    return { type: 'datasets_truncate_table' };
+  }
+
+  private async sample(r: JobRun, job: JobHandle<{ dataset_id: number; sample_size?: number }>) {
+    const t = this.names.dataset(job.companyId, job.input.dataset_id);
+    const size = Math.min(job.input.sample_size ?? this.config.sampleRows, this.config.maxSampleRows);
+    const target = this.names.operator(sampleTable(job.input.dataset_id));
+    await this.ensureSetup(r);
+    // TABLESAMPLE takes no bind: `size` is an integer from the validated input, capped.
+    await r.step(
+      'sample',
+      'idempotent',
+      `CREATE OR REPLACE TABLE ${qualified(target)} AS SELECT * FROM ${qualified(t)} TABLESAMPLE (${Math.trunc(size)} ROWS)`,
+    );
+    const counted = await r.step('count', 'read', `SELECT COUNT(*) AS "N" FROM ${qualified(target)}`);
+    const rows = Number(counted.rows[0]?.N ?? 0);
+    return { type: 'datasets_sample', rows, table: `${target.schema}.${target.table}` };
+  }
+
+  private async columnStats(r: JobRun, job: JobHandle<DatasetsCalculateColumnStatsInput>) {
+    const t = this.names.dataset(job.companyId, job.input.dataset_id);
+    const table = qualified(t);
+    const plan = planStats(job.input as StatsInput, table);
+    await this.ensureSetup(r);
+    const scanned = await r.step('scan', 'read', plan.scan);
+    const row = scanned.rows[0];
+    if (!row)
+      throw new JobError('SNOWFLAKE_PROTOCOL', 'the statistics scan returned no row', { retryable: true });
+    const h = planHistograms(plan, row, table, this.config.histogramBins);
+    const histograms = h
+      ? readHistograms(h, (await r.step('histogram', 'read', h.sql, h.binds)).rows)
+      : new Map();
+    const { total, columns } = readStats(plan, row, histograms);
+    const stats = qualified(this.names.operator(COLUMN_STATS_TABLE));
+    const names = Object.keys(columns);
+    // Replace this dataset's statistics of these columns (both steps are safe to repeat).
+    await r.step(
+      'clear',
+      'idempotent',
+      `DELETE FROM ${stats} WHERE dataset_id = ? AND column_name IN (${names.map(() => '?').join(', ')})`,
+      [job.input.dataset_id, ...names],
+    );
+    const binds: Bind[] = [];
+    for (const [column, s] of Object.entries(columns))
+      binds.push(job.input.dataset_id, column, JSON.stringify(s), job.id);
+    await r.step(
+      'write',
+      'idempotent',
+      `INSERT INTO ${stats} (dataset_id, column_name, stats, job_id, computed_at) VALUES ${names
+        .map(() => '(?, ?, ?, ?, CURRENT_TIMESTAMP)')
+        .join(', ')}`,
+      binds,
+    );
+    return { type: 'datasets_calculate_column_stats', rows: total, columns };
+  }
+
+  private async executeDml(
+    r: JobRun,
+    job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
+  ) {
+    const t = this.names.dataset(job.companyId, job.input.dataset_id);
+    const sql = checkedDml(job.input.compiled_sql, t);
+    const res = await r.step('dml', 'dml', sql);
+    const updated =
+      res.updated !== undefined && res.updated >= 0
+        ? res.updated
+        : Object.values(res.rows[0] ?? {}).reduce<number>((s, v) => s + (Number(v) || 0), 0);
+    return { type: 'datasets_execute_dml', affected_rows: updated };
+  }
+
+  private async trainClassifier(r: JobRun, job: JobHandle<ModelsTrainClassifierInput>) {
+    const c = job.input.config;
+    if (c.model_type !== 'classification')
+      throw invalid(`model_type ${String(c.model_type)} cannot be trained here`);
+    const source = this.names.companyTable(job.companyId, c.training_table, 'training_table');
+    const model = { ...source, table: c.output_model_name.toUpperCase() };
+    if (c.feature_columns.includes(c.target_column)) throw invalid('target_column is also a feature column');
+    const columns = [...c.feature_columns, c.target_column].map(ident).join(', ');
+    const query = `SELECT ${columns} FROM ${qualified(source)}`;
+    const target = ident(c.target_column).slice(1, -1);
+    await r.step(
+      'train',
+      'idempotent',
+      `CREATE OR REPLACE SNOWFLAKE.ML.CLASSIFICATION ${qualified(model)}(INPUT_DATA => SYSTEM$QUERY_REFERENCE(${literal(query)}), TARGET_COLNAME => ${literal(target)})`,
+    );
+    const metrics = (await r.step('metrics', 'read', `CALL ${qualified(model)}!SHOW_EVALUATION_METRICS()`))
+      .rows;
+    const confusion = (await r.step('confusion', 'read', `CALL ${qualified(model)}!SHOW_CONFUSION_MATRIX()`))
+      .rows;
+    const importance = (
+      await r.step('importance', 'read', `CALL ${qualified(model)}!SHOW_FEATURE_IMPORTANCE()`)
+    ).rows;
+    return {
+      type: 'models_train_classifier',
+      result: classifierResult(c.output_model_name, metrics, confusion, importance, c.feature_columns),
+    };
+  }
+}
+
+const variant = (v: unknown): string => {
+  if (typeof v !== 'string') return String(v);
+  try {
+    const parsed = JSON.parse(v);
+    return typeof parsed === 'string' ? parsed : String(parsed);
+  } catch {
+    return v;
+  }
+};
+
+/** The classifier's result: accuracy from the confusion matrix, macro F1, metrics and importance. */
+export function classifierResult(
+  modelName: string,
+  metricRows: Record<string, unknown>[],
+  confusionRows: Record<string, unknown>[],
+  importanceRows: Record<string, unknown>[],
+  features: readonly string[] = [],
+) {
+  // Snowflake names features as it stores them (upper-case for plain names): the job's own names back.
+  const named = (f: string) =>
+    features.find((x) => x === f) ?? features.find((x) => x.toUpperCase() === f.toUpperCase()) ?? f;
+  let total = 0;
+  let correct = 0;
+  for (const row of confusionRows) {
+    const n = Number(row.COUNT ?? 0);
+    total += n;
+    if (variant(row.ACTUAL_CLASS) === variant(row.PREDICTED_CLASS)) correct += n;
+  }
+  const perClass: Record<string, Record<string, number>> = {};
+  for (const row of metricRows) {
+    const cls = variant(row.CLASS);
+    perClass[cls] ??= {};
+    (perClass[cls] as Record<string, number>)[String(row.ERROR_METRIC).toLowerCase()] = Number(
+      row.METRIC_VALUE,
+    );
+  }
+  const f1s = Object.values(perClass)
+    .map((m) => m.f1)
+    .filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  const clamp = (x: number) => Math.min(1, Math.max(0, x));
+  const feature_importance: Record<string, number> = {};
+  for (const row of importanceRows) feature_importance[named(String(row.FEATURE))] = Number(row.SCORE);
+  return {
+    model_name: modelName,
+    accuracy: clamp(total === 0 ? 0 : correct / total),
+    f1_score: clamp(f1s.length === 0 ? 0 : f1s.reduce((a, b) => a + b, 0) / f1s.length),
+    feature_importance,
+    metrics: perClass,
+    confusion_matrix: confusionRows.map((row) => ({
+      actual: variant(row.ACTUAL_CLASS),
+      predicted: variant(row.PREDICTED_CLASS),
+      count: Number(row.COUNT ?? 0),
+    })),
+    evaluated_rows: total,
+  };
+}

@@ -1,0 +1,449 @@
+/**
+ * The Snowflake executor driven directly (the executor test kit), through the real snowflake-sdk
+ * against the fake: every job type and its effects checked with direct SQL on the fake, the
+ * checkpoint and reattach rules, cancel, the session expiring, and each error class.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { SnowflakeExecutor } from '../../executors/snowflake/executor.ts';
+import { snowflakeModule } from '../../executors/snowflake/index.ts';
+import { JobAbort, JobError } from '../../src/executor/index.ts';
+import { createTestContext, testJob } from '../../src/executor/testing.ts';
+import type { FakeSnowflake } from '../fakes/snowflake.ts';
+import { waitFor } from '../helpers.ts';
+import { snowflakeEnv, startFake } from './support.ts';
+
+let fake: FakeSnowflake;
+let ex: SnowflakeExecutor;
+let nextDataset = 100;
+
+beforeAll(async () => {
+  fake = await startFake();
+  ex = (await snowflakeModule.createExecutor(snowflakeEnv(fake))) as SnowflakeExecutor;
+});
+afterAll(async () => {
+  await ex?.close();
+  await fake?.close();
+});
+beforeEach(() => {
+  fake.delays.length = 0;
+  fake.failures.length = 0;
+});
+
+const run = (
+  type: string,
+  input: unknown,
+  options: Parameters<typeof createTestContext>[0] = {},
+  job = {},
+) => {
+  const t = createTestContext(options);
+  const j = testJob(type, input, job);
+  return { t, job: j, done: ex.execute(j, t.ctx) };
+};
+
+async function createDataset(rows = true): Promise<number> {
+  const id = nextDataset++;
+  const { done } = run('datasets_create_table', {
+    dataset_id: id,
+    compiled_sql: `CREATE TABLE company_56.dataset_${id} (id INT, x DOUBLE, name STRING, created_at TIMESTAMP_TZ) CLUSTER BY (created_at)`,
+  });
+  await done;
+  if (rows) {
+    await fake.sql(`INSERT INTO company_56.dataset_${id} SELECT i, CASE WHEN i % 10 = 0 THEN NULL WHEN i % 25 = 0 THEN 'NaN'::DOUBLE ELSE i / 2.0 END,
+      CASE WHEN i % 3 = 0 THEN NULL ELSE 'n' || (i % 7) END, now() FROM range(1, 201) t(i)`);
+  }
+  return id;
+}
+
+describe('every job type', () => {
+  it('creates a dataset table idempotently, and a second delivery changes nothing', async () => {
+    const id = await createDataset(false);
+    await fake.sql(`INSERT INTO company_56.dataset_${id} VALUES (1, 1.0, 'a', now())`);
+    const again = run('datasets_create_table', {
+      dataset_id: id,
+      compiled_sql: `CREATE TABLE company_56.dataset_${id} (id INT, x DOUBLE, name STRING, created_at TIMESTAMP_TZ)`,
+    });
+    expect(await again.done).toEqual({ type: 'datasets_create_table' });
+    expect(await fake.sql(`SELECT count(*)::INT AS n FROM company_56.dataset_${id}`)).toEqual([{ n: 1 }]);
+    const create = fake.executions(
+      new RegExp(`CREATE TABLE IF NOT EXISTS company_56\\.dataset_${id}\\b`, 'i'),
+    );
+    expect(create).toHaveLength(2);
+    // The tag names the job, its type and attempt.
+    expect(JSON.parse(create[1]!.tag!)).toMatchObject({
+      dpo_job_id: again.job.id,
+      type: 'datasets_create_table',
+      attempt: 1,
+    });
+    expect(Number(create[1]!.parameters.STATEMENT_TIMEOUT_IN_SECONDS)).toBeGreaterThan(3500);
+  });
+
+  it('refuses a compiled CREATE of another table, and more than one statement', async () => {
+    for (const compiled_sql of [
+      'CREATE TABLE company_57.dataset_1 (id INT)',
+      'CREATE TABLE company_56.dataset_9 (id INT); DROP TABLE company_56.other',
+    ]) {
+      await expect(run('datasets_create_table', { dataset_id: 9, compiled_sql }).done).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+        retryable: false,
+      });
+    }
+  });
+
+  it('executes DML and reports the affected rows', async () => {
+    const id = await createDataset();
+    const { done } = run('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'delete',
+      compiled_sql: `DELETE FROM company_56.dataset_${id} WHERE id <= 40`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    expect(await done).toEqual({ type: 'datasets_execute_dml', affected_rows: 40 });
+    expect(await fake.sql(`SELECT count(*)::INT AS n FROM company_56.dataset_${id}`)).toEqual([{ n: 160 }]);
+  });
+
+  it('samples into the samples table, capped', async () => {
+    const id = await createDataset();
+    const { done } = run('datasets_sample', { dataset_id: id, sample_size: 25 });
+    expect(await done).toEqual({
+      type: 'datasets_sample',
+      rows: 25,
+      table: `NARRATIVE_OPERATOR.DATASET_${id}_SAMPLE`,
+    });
+    expect(await fake.sql(`SELECT count(*)::INT AS n FROM NARRATIVE_OPERATOR.DATASET_${id}_SAMPLE`)).toEqual([
+      { n: 25 },
+    ]);
+  });
+
+  it('truncates, then deletes a managed table and refuses an unmanaged one', async () => {
+    const id = await createDataset();
+    expect(await run('datasets_truncate_table', { dataset_id: id }).done).toEqual({
+      type: 'datasets_truncate_table',
+    });
+    expect(await fake.sql(`SELECT count(*)::INT AS n FROM company_56.dataset_${id}`)).toEqual([{ n: 0 }]);
+    await expect(
+      run('datasets_delete_table', { external_id: `company_56.dataset_${id}`, is_narrative_managed: false })
+        .done,
+    ).rejects.toMatchObject({ code: 'UNMANAGED_TABLE', retryable: false });
+    await expect(
+      run('datasets_delete_table', { external_id: `company_57.dataset_${id}`, is_narrative_managed: true })
+        .done,
+    ).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect(
+      await run('datasets_delete_table', {
+        external_id: `company_56.dataset_${id}`,
+        is_narrative_managed: true,
+      }).done,
+    ).toEqual({ type: 'datasets_delete_table' });
+    expect(
+      await fake.sql(
+        `SELECT count(*)::INT AS n FROM information_schema.tables WHERE table_name ILIKE 'dataset_${id}'`,
+      ),
+    ).toEqual([{ n: 0 }]);
+  });
+
+  it('computes column statistics in at most two scans and writes them to the statistics table', async () => {
+    const id = await createDataset();
+    const all = {
+      null_value_count: true,
+      nan_value_count: true,
+      value_count: true,
+      lower_bound: true,
+      upper_bound: true,
+      approx_count_distinct: true,
+      completeness: true,
+      histogram: true,
+      mean: true,
+      standard_deviation: true,
+    };
+    const before = fake.queries.size;
+    const { done } = run('datasets_calculate_column_stats', {
+      dataset_id: id,
+      enabled_column_stats: {
+        x: { data_type: 'double', enabled_column_stats: all },
+        id: { data_type: 'int', enabled_column_stats: all },
+        name: {
+          data_type: 'string',
+          enabled_column_stats: { null_value_count: true, lower_bound: true, completeness: true },
+        },
+      },
+    });
+    const result = (await done) as any;
+    const scans = [...fake.queries.values()]
+      .slice(before)
+      .filter((q) => new RegExp(`FROM "NARRATIVE"."COMPANY_56"."DATASET_${id}"`).test(q.sql));
+    expect(scans).toHaveLength(2);
+    // Reference values, computed here in plain JS from the same rows.
+    const xs = Array.from({ length: 200 }, (_, k) => k + 1).map((i) =>
+      i % 10 === 0 ? null : i % 25 === 0 ? Number.NaN : i / 2,
+    );
+    const valid = xs.filter((v): v is number => v !== null && !Number.isNaN(v));
+    const mean = valid.reduce((a, b) => a + b, 0) / valid.length;
+    const sd = Math.sqrt(valid.reduce((a, b) => a + (b - mean) ** 2, 0) / (valid.length - 1));
+    const x = result.columns.x;
+    expect(x).toMatchObject({
+      value_count: 200,
+      null_value_count: 20,
+      nan_value_count: 4,
+      lower_bound: 0.5,
+      upper_bound: 99.5,
+      completeness: 0.9,
+    });
+    expect(x.mean).toBeCloseTo(mean, 9);
+    expect(x.standard_deviation).toBeCloseTo(sd, 9);
+    expect(x.histogram).toHaveLength(10);
+    expect(x.histogram.reduce((s: number, b: any) => s + b.count, 0)).toBe(valid.length);
+    expect(result.columns.id).toMatchObject({
+      value_count: 200,
+      null_value_count: 0,
+      nan_value_count: 0,
+      approx_count_distinct: 200,
+      lower_bound: 1,
+      upper_bound: 200,
+    });
+    expect(result.columns.name).toEqual({ null_value_count: 66, lower_bound: 'n0', completeness: 134 / 200 });
+    const stored = await fake.sql(
+      `SELECT column_name, stats FROM NARRATIVE_OPERATOR.COLUMN_STATS WHERE dataset_id = ${id} ORDER BY column_name`,
+    );
+    expect(stored.map((r) => r.column_name)).toEqual(['id', 'name', 'x']);
+    expect(JSON.parse(String(stored[2]!.stats))).toEqual(x);
+  });
+
+  it('trains a classifier with SNOWFLAKE.ML.CLASSIFICATION: metrics, feature importance, accuracy from the confusion matrix', async () => {
+    await fake.sql('CREATE SCHEMA IF NOT EXISTS company_56');
+    await fake.sql(`CREATE TABLE company_56.training_data AS SELECT i AS id, (i % 2) * 10 + (i % 3) AS signal, i % 5 AS noise,
+      CASE WHEN i % 2 = 0 THEN 'cheap' ELSE 'premium' END AS label FROM range(0, 60) t(i)`);
+    const { done } = run('models_train_classifier', {
+      config: {
+        model_type: 'classification',
+        target_column: 'label',
+        feature_columns: ['signal', 'noise'],
+        training_table: 'company_56.training_data',
+        output_model_name: 'product_classifier_v1',
+      },
+    });
+    const r = (await done) as any;
+    expect(r.type).toBe('models_train_classifier');
+    expect(r.result.model_name).toBe('product_classifier_v1');
+    expect(r.result.accuracy).toBe(1);
+    expect(r.result.f1_score).toBe(1);
+    expect(Object.keys(r.result.feature_importance).sort()).toEqual(['noise', 'signal']);
+    expect(r.result.feature_importance.signal).toBeGreaterThan(r.result.feature_importance.noise);
+    expect(r.result.confusion_matrix).toContainEqual({ actual: 'cheap', predicted: 'cheap', count: 30 });
+    expect(
+      fake.executions(
+        /^CREATE OR REPLACE SNOWFLAKE\.ML\.CLASSIFICATION "NARRATIVE"\."COMPANY_56"\."PRODUCT_CLASSIFIER_V1"/,
+      ),
+    ).toHaveLength(1);
+  });
+});
+
+describe('submit once, reattach', () => {
+  it('checkpoints the query id, and a claim with it reattaches without submitting again', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^DELETE FROM company_56/, ms: 400 });
+    const first = run('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'd',
+      compiled_sql: `DELETE FROM company_56.dataset_${id} WHERE id <= 10`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    await waitFor(() => (first.t.checkpoint as any)?.steps?.dml?.query_id, {
+      what: 'the query id checkpoint',
+    });
+    first.t.abort('lost');
+    await expect(first.done).rejects.toBeInstanceOf(JobAbort);
+    const second = run(
+      'datasets_execute_dml',
+      first.job.input,
+      { checkpoint: first.t.checkpoint },
+      { id: first.job.id, attempt: 2 },
+    );
+    expect(await second.done).toEqual({ type: 'datasets_execute_dml', affected_rows: 10 });
+    expect(fake.executions(new RegExp(`DELETE FROM company_56.dataset_${id}`))).toHaveLength(1);
+  });
+
+  it('finds a submission by its QUERY_TAG when the holder died before checkpointing the query id', async () => {
+    const id = await createDataset();
+    // The first holder's query id checkpoint never lands: it dies between the two saves.
+    const first = run(
+      'datasets_truncate_table',
+      { dataset_id: id },
+      {
+        onSaveCheckpoint: (cp: any) => {
+          if (cp.steps.truncate?.query_id) throw new Error('crashed');
+        },
+      },
+    );
+    await expect(first.done).rejects.toThrow();
+    const intentOnly = first.t.checkpoint;
+    expect((intentOnly as any).steps.truncate.query_id).toBeUndefined();
+    const second = run(
+      'datasets_truncate_table',
+      { dataset_id: id },
+      { checkpoint: intentOnly },
+      { id: first.job.id, attempt: 2 },
+    );
+    await second.done;
+    expect(fake.executions(new RegExp(`^TRUNCATE TABLE .*DATASET_${id}"$`))).toHaveLength(1);
+    expect(fake.executions(/QUERY_HISTORY/).length).toBeGreaterThan(0);
+  });
+
+  it('fails DML_OUTCOME_UNKNOWN, not retryable, when a DML submission cannot be found', async () => {
+    const id = await createDataset();
+    const job = testJob('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'd',
+      compiled_sql: `DELETE FROM company_56.dataset_${id}`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    const t = createTestContext({
+      checkpoint: { snowflake: 1, nonce: 'abcdef01', steps: { dml: { attempt: 1, submission: 1 } } },
+    });
+    await expect(ex.execute({ ...job, attempt: 2 }, t.ctx)).rejects.toMatchObject({
+      code: 'DML_OUTCOME_UNKNOWN',
+      retryable: false,
+    });
+    expect(fake.executions(new RegExp(`DELETE FROM company_56.dataset_${id}`))).toHaveLength(0);
+  });
+});
+
+describe('cancel, session expiry', () => {
+  it('cancels with SYSTEM$CANCEL_QUERY and confirms by status before returning', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^UPDATE company_56/, ms: 30_000 });
+    const r = run('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'u',
+      compiled_sql: `UPDATE company_56.dataset_${id} SET x = 0`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    const q = await waitFor(() => fake.executions(new RegExp(`UPDATE company_56.dataset_${id}`))[0], {
+      what: 'the update',
+    });
+    r.t.abort('cancel');
+    await expect(r.done).rejects.toMatchObject({ reason: 'cancel' });
+    expect(q.status).toBe('ABORTED');
+    expect(fake.executions(/SYSTEM\$CANCEL_QUERY/).some((c) => c.sql.includes(q.id))).toBe(true);
+    expect(await fake.sql(`SELECT count(*)::INT AS n FROM company_56.dataset_${id} WHERE x = 0`)).toEqual([
+      { n: 0 },
+    ]);
+  });
+
+  it('leaves the query running on lost and shutdown', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^DELETE FROM company_56/, ms: 300 });
+    const r = run('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'd',
+      compiled_sql: `DELETE FROM company_56.dataset_${id} WHERE id = 1`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    const q = await waitFor(() => fake.executions(new RegExp(`DELETE FROM company_56.dataset_${id}`))[0], {
+      what: 'the delete',
+    });
+    r.t.abort('shutdown');
+    await expect(r.done).rejects.toMatchObject({ reason: 'shutdown' });
+    await waitFor(() => q.status === 'SUCCESS', { what: 'the query to finish on its own' });
+    expect(q.abortedAt).toBeUndefined();
+  });
+
+  it('discards a connection whose session expired and goes on with a fresh one', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^DELETE FROM company_56/, ms: 300 });
+    const logins = fake.logins.ok;
+    const r = run('datasets_execute_dml', {
+      dataset_id: id,
+      nql: 'd',
+      compiled_sql: `DELETE FROM company_56.dataset_${id} WHERE id <= 5`,
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    });
+    await waitFor(() => fake.executions(new RegExp(`DELETE FROM company_56.dataset_${id}`))[0], {
+      what: 'the delete',
+    });
+    fake.expireSessions('390114');
+    expect(await r.done).toEqual({ type: 'datasets_execute_dml', affected_rows: 5 });
+    expect(fake.logins.ok).toBeGreaterThan(logins);
+    // The expired sessions were thrown away (validated on borrow, or discarded on the error), never deleted.
+    expect(fake.events.filter((e) => e.startsWith('session-delete'))).toEqual([]);
+    expect(fake.executions(new RegExp(`DELETE FROM company_56.dataset_${id}`))).toHaveLength(1);
+  });
+});
+
+describe('the error table', () => {
+  const cases: Array<[string, string, string, boolean]> = [
+    ['object missing', '002003', 'SNOWFLAKE_OBJECT_NOT_FOUND', false],
+    ['syntax', '001003', 'SNOWFLAKE_SQL_ERROR', false],
+    ['no access', '003001', 'SNOWFLAKE_ACCESS_DENIED', false],
+    ['no warehouse', '000606', 'SNOWFLAKE_NO_WAREHOUSE', false],
+    ['quota', '090073', 'SNOWFLAKE_QUOTA_EXCEEDED', false],
+    ['statement timeout', '000630', 'TIMEOUT', false],
+    ['cancelled elsewhere', '000604', 'SNOWFLAKE_QUERY_CANCELLED', false],
+    ['lock timeout', '000625', 'SNOWFLAKE_TRANSIENT', true],
+  ];
+  for (const [what, code, jobCode, retryable] of cases) {
+    it(`${what} (${code}) → ${jobCode}, ${retryable ? '' : 'not '}retryable, with code, SQL state and query id`, async () => {
+      const id = nextDataset++;
+      fake.failures.push({
+        match: new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`),
+        at: 'execute',
+        code,
+        message: `injected ${what}`,
+        sqlState: '42000',
+      });
+      const err = (await run('datasets_truncate_table', { dataset_id: id }).done.catch((e) => e)) as JobError;
+      expect(err).toBeInstanceOf(JobError);
+      expect(err.code).toBe(jobCode);
+      expect(err.retryable).toBe(retryable);
+      const q = fake.executions(new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`))[0]!;
+      expect(err.details).toMatchObject({ snowflake_code: code, sql_state: '42000', query_id: q.id });
+    });
+  }
+
+  it('a real missing table is SNOWFLAKE_OBJECT_NOT_FOUND with SQL state 42S02', async () => {
+    const err = (await run('datasets_truncate_table', { dataset_id: 99_999 }).done.catch(
+      (e) => e,
+    )) as JobError;
+    expect(err).toMatchObject({
+      code: 'SNOWFLAKE_OBJECT_NOT_FOUND',
+      retryable: false,
+      details: { sql_state: '42S02' },
+    });
+  });
+
+  it('a refusal at submission (no warehouse) fails with its code', async () => {
+    const id = nextDataset++;
+    fake.failures.push({
+      match: new RegExp(`DATASET_${id}"`),
+      at: 'submit',
+      code: '000606',
+      message: 'No active warehouse selected in the current session.',
+      sqlState: '57P03',
+    });
+    const err = (await run('datasets_truncate_table', { dataset_id: id }).done.catch((e) => e)) as JobError;
+    expect(err).toMatchObject({
+      code: 'SNOWFLAKE_NO_WAREHOUSE',
+      retryable: false,
+      details: { snowflake_code: '000606' },
+    });
+  });
+
+  it('a statement running past the job deadline ends TIMEOUT (STATEMENT_TIMEOUT_IN_SECONDS)', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^DELETE FROM company_56/, ms: 5_000 });
+    const r = run(
+      'datasets_execute_dml',
+      {
+        dataset_id: id,
+        nql: 'd',
+        compiled_sql: `DELETE FROM company_56.dataset_${id}`,
+        nio_last_modified_at: '2024-01-15T10:30:00Z',
+      },
+      { deadline: Date.now() + 1_000 },
+    );
+    await expect(r.done).rejects.toMatchObject({
+      code: 'TIMEOUT',
+      retryable: false,
+      details: { snowflake_code: '000630' },
+    });
+  });
+});
