@@ -7,6 +7,8 @@ import { bedrockModule } from '../../executors/bedrock/index.ts';
 import { emrServerlessModule } from '../../executors/emr-serverless/index.ts';
 import { localModule } from '../../executors/local/index.ts';
 import { openAiCompatibleModule } from '../../executors/openai-compatible/index.ts';
+import { sagemakerModule } from '../../executors/sagemaker/index.ts';
+import { snowflakeModule } from '../../executors/snowflake/index.ts';
 import type { BuiltinExecutors } from './registry.ts';
 
 export const BUILTIN_EXECUTORS: BuiltinExecutors = {
@@ -14,4 +16,6 @@ export const BUILTIN_EXECUTORS: BuiltinExecutors = {
   'emr-serverless': emrServerlessModule,
   bedrock: bedrockModule,
   'openai-compatible': openAiCompatibleModule,
+  sagemaker: sagemakerModule,
+  snowflake: snowflakeModule,
 };
