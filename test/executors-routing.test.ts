@@ -16,6 +16,9 @@ import { loadLocalConfig } from '../executors/local/config.ts';
 import { LocalExecutor } from '../executors/local/executor.ts';
 import { loadOpenAiCompatibleConfig } from '../executors/openai-compatible/config.ts';
 import { OpenAiCompatibleExecutor } from '../executors/openai-compatible/executor.ts';
+import { SnowflakeClient } from '../executors/snowflake/client.ts';
+import { loadSnowflakeConfig } from '../executors/snowflake/config.ts';
+import { SnowflakeExecutor } from '../executors/snowflake/executor.ts';
 import { type ExecutorName, JOB_TYPES, jobTypesFor } from '../src/catalogue/index.ts';
 import { BUILTIN_EXECUTORS } from '../src/daemon/builtin-executors.ts';
 import type { Executor, JobHandlers } from '../src/executor/index.ts';
@@ -42,6 +45,18 @@ const instances: Record<string, () => WithHandlers> = {
     new OpenAiCompatibleExecutor(
       loadOpenAiCompatibleConfig({ DPO_OPENAI_COMPAT_BASE_URL: 'http://127.0.0.1:1/v1' }),
     ),
+  snowflake: () => {
+    const config = loadSnowflakeConfig({
+      DPO_SNOWFLAKE_ACCOUNT: 'myorg-test',
+      DPO_SNOWFLAKE_USER: 'DPO_OPERATOR',
+      DPO_SNOWFLAKE_ROLE: 'DPO_ROLE',
+      DPO_SNOWFLAKE_DATABASE: 'NARRATIVE',
+      DPO_SNOWFLAKE_WAREHOUSE: 'DPO_WH',
+      DPO_SNOWFLAKE_PRIVATE_KEY_FILE: '/nonexistent/rsa_key.p8',
+    });
+    // The client takes the SDK as a value: none is loaded here, and nothing connects.
+    return new SnowflakeExecutor(config, new SnowflakeClient({} as never, config));
+  },
 };
 
 const sorted = (types: readonly string[]) => [...types].sort();
