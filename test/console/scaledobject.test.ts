@@ -1,0 +1,100 @@
+/**
+ * The chart's optional KEDA ScaledObject as Helm renders it (Helm from scripts/get-helm.sh, or
+ * DPO_HELM): a Prometheus trigger on the data plane's jobs from the control plane's queue metrics.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CHART = join(ROOT, 'helm', 'dataplane-operator');
+const HELM = process.env.DPO_HELM ?? join(ROOT, '.cache', 'helm', 'helm');
+const AWS = join(CHART, 'examples', 'values-aws.yaml');
+const KEDA_API = 'keda.sh/v1alpha1/ScaledObject';
+
+function template(sets: string[], apiVersions: string[] = [KEDA_API], files = [AWS]) {
+  const r = spawnSync(
+    HELM,
+    [
+      'template',
+      'dpo',
+      CHART,
+      ...files.flatMap((f) => ['-f', f]),
+      ...sets.flatMap((s) => ['--set', s]),
+      ...apiVersions.flatMap((a) => ['--api-versions', a]),
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  const objects =
+    r.status === 0
+      ? parseAllDocuments(r.stdout)
+          .map((d) => d.toJS())
+          .filter(Boolean)
+      : [];
+  return {
+    ok: r.status === 0,
+    error: r.stderr,
+    scaled: objects.filter((o: any) => o.kind === 'ScaledObject'),
+  };
+}
+
+beforeAll(() => {
+  if (!existsSync(HELM)) {
+    throw new Error(
+      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set DPO_HELM to a Helm >= 3.14)`,
+    );
+  }
+});
+
+describe('the KEDA ScaledObject', () => {
+  const on = ['keda.enabled=true', 'keda.prometheus.serverAddress=http://prometheus.monitoring:9090'];
+
+  it("scales the Deployment on the data plane's pending and running jobs, jobsPerReplica each", () => {
+    const r = template([...on, 'keda.maxReplicas=6', 'keda.jobsPerReplica=4']);
+    expect(r.error).toBe('');
+    expect(r.scaled).toHaveLength(1);
+    const so = r.scaled[0];
+    expect(so.spec.scaleTargetRef.name).toBe('dpo-dataplane-operator');
+    expect(so.spec).toMatchObject({ minReplicaCount: 1, maxReplicaCount: 6 });
+    expect(so.spec.triggers).toEqual([
+      {
+        type: 'prometheus',
+        metricType: 'AverageValue',
+        metadata: {
+          serverAddress: 'http://prometheus.monitoring:9090',
+          query: 'sum(dpo_cp_queue_jobs{data_plane_id="dp-aws-prod",state=~"pending|running"}) or vector(0)',
+          threshold: '4',
+          activationThreshold: '0',
+        },
+      },
+    ]);
+  });
+
+  it('takes a query of its own and a TriggerAuthentication', () => {
+    const r = template([
+      ...on,
+      'keda.prometheus.query=sum(dpo_cp_queue_jobs{state="pending"})',
+      'keda.prometheus.authenticationRef=prom-auth',
+    ]);
+    expect(r.scaled[0].spec.triggers[0].metadata.query).toBe('sum(dpo_cp_queue_jobs{state="pending"})');
+    expect(r.scaled[0].spec.triggers[0].authenticationRef).toEqual({ name: 'prom-auth' });
+  });
+
+  it('is off by default, and rendered only where the KEDA API exists', () => {
+    expect(template([]).scaled).toEqual([]);
+    const noCrd = template(on, []);
+    expect(noCrd.ok).toBe(true);
+    expect(noCrd.scaled).toEqual([]);
+  });
+
+  it('is refused without a Prometheus address, and with a persistentVolumeClaim (one pod holds the DuckDB file)', () => {
+    const noProm = template(['keda.enabled=true']);
+    expect(noProm.ok).toBe(false);
+    expect(noProm.error).toMatch(/keda\/prometheus/);
+    const local = template(on, [KEDA_API], [join(CHART, 'examples', 'values-local.yaml')]);
+    expect(local.ok).toBe(false);
+    expect(local.error).toMatch(/keda\/enabled/);
+  });
+});
