@@ -150,7 +150,7 @@ async function dev(opts: DevOpts): Promise<number> {
     );
   }
   say(`control plane  ${stack.cp.url}   (admin token: ${join(dataDir, 'admin.token')})`);
-  say(`console        ${stack.cp.url}/console   (sign in with the admin token; queue metrics: ${stack.cp.url}/metrics)`);
+  say(`console        ${stack.cp.url}/console   (the admin token signs in; queue metrics at /metrics)`);
   if (stack.ops) say(`metrics        ${stack.ops.url}/metrics   health ${stack.ops.url}/healthz`);
   say(`data plane     ${DEV_DATA_PLANE_ID}: DuckDB at ${stack.executor.path}`);
 
