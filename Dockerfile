@@ -10,7 +10,8 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-FROM ${NODE_IMAGE} AS build
+# The compiled JavaScript is the same on every platform: a multi-arch build compiles it once, natively.
+FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Exactly the lockfile (it lists every platform's optional binaries).
@@ -45,6 +46,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
 COPY --from=build /src/dist dist
+# The EMR runner, for `dataplane-operator emr upload-runner` (it resolves it beside the compiled CLI).
+COPY executors/emr-serverless/runner/job_runner.py dist/executors/emr-serverless/runner/job_runner.py
 COPY package.json ./
 COPY config config
 COPY examples examples

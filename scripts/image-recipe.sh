@@ -37,8 +37,15 @@ echo "   $(du -sh "$tmp/app/node_modules" | cut -f1) of production dependencies"
 
 step "runtime stage: dist, package.json, config, examples"
 cp -r "$tmp/build/dist" "$tmp/app/dist"
+mkdir -p "$tmp/app/dist/executors/emr-serverless/runner"
+cp "$repo/executors/emr-serverless/runner/job_runner.py" "$tmp/app/dist/executors/emr-serverless/runner/"
 cp -r "$repo/config" "$repo/examples" "$tmp/app/"
 mkdir -p "$tmp/data"
+
+# The entrypoint's `--` (Node would take `--env-file` itself) and the runner the EMR command uploads.
+"$node" -- "$tmp/app/dist/src/cli/main.js" run --env-file "$tmp/no-such.env" 2>"$tmp/envfile.err" && exit 1
+grep -q -- "--env-file $tmp/no-such.env: no such file" "$tmp/envfile.err" || { cat "$tmp/envfile.err" >&2; exit 1; }
+test -f "$tmp/app/dist/executors/emr-serverless/runner/job_runner.py"
 
 free_port() { "$node" -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 cp_port="$(free_port)"
@@ -54,7 +61,7 @@ for _ in $(seq 1 100); do [ -s "$tmp/data/operator.token" ] && break; sleep 0.1;
 step "start the entrypoint: run --env-file config/local.env"
 DPO_CONTROL_PLANE_URL="http://127.0.0.1:$cp_port" DPO_TOKEN_FILE="$tmp/data/operator.token" \
 DPO_METRICS_LISTEN="127.0.0.1:$ops_port" \
-  "$node" dist/src/cli/main.js run --env-file config/local.env >"$tmp/run.log" 2>&1 &
+  "$node" -- dist/src/cli/main.js run --env-file config/local.env >"$tmp/run.log" 2>&1 &
 daemon=$!
 pids+=($daemon)
 

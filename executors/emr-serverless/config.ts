@@ -10,6 +10,24 @@ const S3Uri = z
   .string()
   .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'expected s3://bucket[/prefix]');
 
+/**
+ * What the runner needs from Spark: Iceberg (bundled with EMR Serverless releases from emr-6.9.0; the
+ * jar path is EMR's) and an Iceberg catalog named `glue_catalog` on the AWS Glue Data Catalog, with S3
+ * file IO. The runner addresses tables as `glue_catalog.company_<id>.dataset_<id>` (its
+ * `spark.dpo.catalog` setting names another catalog). New tables go to their Glue database's location.
+ */
+export const ICEBERG_GLUE_SPARK_PARAMS = [
+  '--conf spark.jars=/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar',
+  '--conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions',
+  '--conf spark.sql.catalog.glue_catalog=org.apache.iceberg.spark.SparkCatalog',
+  '--conf spark.sql.catalog.glue_catalog.catalog-impl=org.apache.iceberg.aws.glue.GlueCatalog',
+  '--conf spark.sql.catalog.glue_catalog.io-impl=org.apache.iceberg.aws.s3.S3FileIO',
+].join(' ');
+
+/** Executor and driver sizes of the default parameters. */
+export const DEFAULT_SIZING_SPARK_PARAMS =
+  '--conf spark.executor.cores=4 --conf spark.executor.memory=16g --conf spark.driver.cores=2 --conf spark.driver.memory=8g';
+
 export const EmrServerlessEnv = z.object({
   /** Region of the EMR Serverless application and the bucket; else AWS_REGION. */
   DPO_EMR_REGION: z.string().min(1).optional(),
@@ -23,13 +41,12 @@ export const EmrServerlessEnv = z.object({
   DPO_EMR_S3_URI: S3Uri,
   /** The job runner's entry point (the PySpark script in executors/emr-serverless/runner), in S3. */
   DPO_EMR_ENTRY_POINT: S3Uri,
-  /** spark-submit parameters for every job type… */
-  DPO_EMR_SPARK_PARAMS: z
-    .string()
-    .default(
-      '--conf spark.executor.cores=4 --conf spark.executor.memory=16g --conf spark.driver.cores=2 --conf spark.driver.memory=8g',
-    ),
-  /** …and per type, replacing the default: a JSON object `{"forecast": "--conf …"}`. */
+  /** spark-submit parameters for every job type: sizing, and the Iceberg/Glue catalog the runner reads… */
+  DPO_EMR_SPARK_PARAMS: z.string().default(`${DEFAULT_SIZING_SPARK_PARAMS} ${ICEBERG_GLUE_SPARK_PARAMS}`),
+  /**
+   * …and per type, replacing the default (so a value must carry the catalog settings too): a JSON
+   * object `{"forecast": "--conf …"}`.
+   */
   DPO_EMR_SPARK_PARAMS_BY_TYPE: z
     .string()
     .transform((s, ctx) => {

@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   dev: async () => (await import('./dev.ts')).registerDevCommand,
   jobs: async () => (await import('./jobs.ts')).registerJobsCommand,
   config: async () => (await import('./config.ts')).registerConfigCommand,
+  emr: async () => (await import('./emr.ts')).registerEmrCommand,
 };
 
 export async function buildProgram(argv: readonly string[]): Promise<Command> {

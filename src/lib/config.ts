@@ -3,6 +3,7 @@
  * is reported with the variable's name; the CLI prints them all and exits 2.
  */
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
@@ -17,16 +18,27 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A path from the command line, resolved from the directory the user typed the command in.
+ * `npm run cli -- …` runs the CLI from the package's directory; npm records the user's directory in
+ * INIT_CWD, so `npm run cli -- jobs submit ./my-job.json` means the user's file.
+ */
+export function userPath(path: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (isAbsolute(path)) return path;
+  const base = env.npm_lifecycle_event !== undefined && env.INIT_CWD ? env.INIT_CWD : process.cwd();
+  return resolve(base, path);
+}
+
 /** Reads an env file (KEY=value lines, # comments, quotes) with Node's own parser. */
 export function readEnvFile(path: string): Record<string, string> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(userPath(path), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? String(err));
-    throw new ConfigError([`--env-file ${path}: ${why} (relative paths are from ${process.cwd()})`]);
+    throw new ConfigError([`--env-file ${path}: ${why} (${userPath(path)})`]);
   }
   return parseEnv(text) as Record<string, string>;
 }
