@@ -184,9 +184,10 @@ export class BedrockExecutor implements Executor {
 /**
  * A Bedrock Runtime error as a JobError: the AWS classification (src/executor/aws.ts), with two
  * Bedrock cases it does not know. A model timeout (408) and a model error (424) are the model's
- * trouble, not the request's: retryable. A model not ready (429) is throttling to the classifier.
+ * trouble, not the request's: retryable after 3-6 s. A model not ready (429) is throttling to the
+ * classifier.
  */
-export function bedrockError(err: unknown): JobError {
+export function bedrockError(err: unknown, attempt = 1): JobError {
   const e = err as { name?: string; message?: string };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new JobError(
@@ -202,8 +203,10 @@ export function bedrockError(err: unknown): JobError {
     return new JobError('MODEL_UNAVAILABLE', `Bedrock Converse: ${e.name}: ${e.message ?? ''}`, {
       retryable: true,
       cause: err,
-      retryAfterMs: THROTTLED_RETRY_AFTER_MS.min,
+      retryAfterMs:
+        THROTTLED_RETRY_AFTER_MS.min + Math.floor(Math.random() * THROTTLED_RETRY_AFTER_MS.spread),
     });
   }
-  return awsError(err, 'Bedrock Converse');
+  // Throttling asks for 3-6 s; an outage (5xx, no answer) the budget of the job's attempt.
+  return awsError(err, 'Bedrock Converse', { attempt });
 }

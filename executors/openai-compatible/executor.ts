@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { ModelInferenceRunInput } from '../../src/catalogue/models.ts';
+import { outageRetryAfterMs } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
   type Executor,
@@ -136,7 +137,12 @@ function retryAfter(header: string | null): number | undefined {
 /** How long a busy server is asked to wait before the job is offered again: 3 to 6 s. */
 const BUSY_RETRY_AFTER_MS = { min: 3_000, spread: 3_000 };
 
-export function modelServerError(err: unknown): JobError {
+/**
+ * A failed call as a JobError. Busy (429, 503: a model loading) asks for 3-6 s; an outage (other 5xx,
+ * no connection) the AWS executors' outage budget for the job's `attempt` (1-2 min, then 4-8, …), so
+ * the attempts outlast a server restart instead of being spent inside it.
+ */
+export function modelServerError(err: unknown, attempt = 1): JobError {
   if (err instanceof ModelServerError) {
     const what = `model server: HTTP ${err.status}: ${err.message}`;
     if (err.status === 401 || err.status === 403) {
@@ -153,18 +159,18 @@ export function modelServerError(err: unknown): JobError {
       );
     }
     if (err.status === 429 || err.status >= 500) {
+      const busy = err.status === 429 || err.status === 503;
       return new JobError('MODEL_UNAVAILABLE', `${what} (after bounded retries)`, {
         retryable: true,
         cause: err,
-        ...(err.status === 429 || err.status === 503
-          ? {
-              // The in-place retries are spent: at least the jittered 3 to 6 s, longer if asked.
-              retryAfterMs: Math.max(
-                err.retryAfterMs ?? 0,
-                BUSY_RETRY_AFTER_MS.min + Math.floor(Math.random() * BUSY_RETRY_AFTER_MS.spread),
-              ),
-            }
-          : {}),
+        details: { http_status: err.status, busy },
+        // The in-place retries are spent: busy, at least the jittered 3 to 6 s (longer if asked).
+        retryAfterMs: busy
+          ? Math.max(
+              err.retryAfterMs ?? 0,
+              BUSY_RETRY_AFTER_MS.min + Math.floor(Math.random() * BUSY_RETRY_AFTER_MS.spread),
+            )
+          : outageRetryAfterMs(attempt),
       });
     }
     return new JobError('MODEL_REQUEST_REJECTED', what, { retryable: false, cause: err });
@@ -182,7 +188,7 @@ export function modelServerError(err: unknown): JobError {
   return new JobError(
     'MODEL_SERVER_UNREACHABLE',
     `model server: ${e?.message ?? String(err)}${cause ? ` (${cause})` : ''}`,
-    { retryable: true, cause: err },
+    { retryable: true, cause: err, retryAfterMs: outageRetryAfterMs(attempt) },
   );
 }
 

@@ -269,10 +269,26 @@ describe('bedrock: refusals and errors', () => {
     expect(requestsOf('5xx-once')).toHaveLength(2);
 
     respond = () => ({ status: 500, errorType: 'InternalServerException', message: 'boom' });
-    const bad = await s.settle((await s.submit(input('5xx-always'), { max_attempts: 1 })).id);
-    expect(bad.state).toBe('failed');
-    expect(bad.failures[0]).toMatchObject({ code: 'AWS_UNAVAILABLE', retryable: true });
+    const job = await s.submit(input('5xx-always'));
+    const bad = await waitFor(
+      async () => {
+        const j = await s.get(job.id);
+        return j.failures.length > 0 && j.state === 'pending' ? j : undefined;
+      },
+      { what: 'the failed attempt' },
+    );
+    expect(bad.failures[0]).toMatchObject({
+      code: 'AWS_UNAVAILABLE',
+      retryable: true,
+      details: { throttled: false, http_status: 500 },
+    });
     expect(requestsOf('5xx-always')).toHaveLength(3);
+    // An outage: the next attempt waits the outage budget of attempt 1 (1-2 min), not 3-6 s.
+    const delay = Date.parse(bad.not_before as string) - Date.parse(bad.failures[0]?.timestamp as string);
+    expect(delay).toBeGreaterThanOrEqual(59_900);
+    expect(delay).toBeLessThanOrEqual(120_100);
+    await s.cancel(job.id);
+    expect((await s.settle(job.id)).state).toBe('cancelled');
   });
 
   it('access denied and expired credentials fail at once, not retryably, without SDK retries', async () => {

@@ -195,7 +195,11 @@ describe('openai-compatible: errors', () => {
   it('persistent 500s fail the attempt retryably; 401 fails it for good', async () => {
     respond = () => ({ status: 500, message: 'CUDA out of memory' });
     const five = await s.settle((await s.submit(input('500'), { max_attempts: 1 })).id);
-    expect(five.failures[0]).toMatchObject({ code: 'MODEL_UNAVAILABLE', retryable: true });
+    expect(five.failures[0]).toMatchObject({
+      code: 'MODEL_UNAVAILABLE',
+      retryable: true,
+      details: { http_status: 500, busy: false },
+    });
     expect(five.failures[0]?.message).toContain('CUDA out of memory');
     // 500 is not a transient answer to retry in place (502, 503, 504 are): one request.
     expect(requestsOf('500')).toHaveLength(1);
@@ -241,6 +245,9 @@ describe('openai-compatible: errors', () => {
       (e: unknown) => e,
     );
     expect(err).toMatchObject({ code: 'MODEL_SERVER_UNREACHABLE', retryable: true });
+    // An outage: the outage budget of attempt 1 (1-2 min) before the job is offered again.
+    expect((err as { retryAfterMs: number }).retryAfterMs).toBeGreaterThanOrEqual(60_000);
+    expect((err as { retryAfterMs: number }).retryAfterMs).toBeLessThan(120_000);
     expect(
       t.lines.some((l) => l.msg === 'inference call failed' && l.fields?.code === 'MODEL_SERVER_UNREACHABLE'),
     ).toBe(true);

@@ -70,10 +70,11 @@ export interface InferenceTransport {
   /** Sends one request. Rejects with the raw error; `classify` turns it into a JobError. */
   send(call: InferenceCall): Promise<InferenceReply>;
   /**
-   * A failed call as a JobError with its retry decision (throttling and a model not ready carry
-   * `retryAfterMs`). Not called when the job's own signal was aborted.
+   * A failed call as a JobError with its retry decision (throttling and a model not ready carry a
+   * short `retryAfterMs`, an outage the budget of the job's `attempt`, src/executor/aws.ts). Not
+   * called when the job's own signal was aborted.
    */
-  classify(err: unknown): JobError;
+  classify(err: unknown, attempt: number): JobError;
 }
 
 export interface InferenceDeps {
@@ -142,7 +143,7 @@ export async function runInference(
       } catch (err) {
         // The job's own abort (cancel, lost, shutdown, timeout) is the runner's to report.
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        const e = deps.transport.classify(err);
+        const e = deps.transport.classify(err, job.attempt);
         ctx.log.warn('inference call failed', {
           model: model.name,
           call: attempt,
