@@ -327,12 +327,20 @@ export function registerJobsCommand(program: Command): void {
   );
 
   // --- show -----------------------------------------------------------------------------------
-  const show = withCommonOptions(jobs.command('show <id>').description('Show everything about one job.'));
+  const show = withCommonOptions(
+    jobs
+      .command('show <id>')
+      .description('Show everything about one job.')
+      .option('--web', "print only the job's page in the control plane's web console"),
+  );
   show.action(
     action(show, async (ctx, id: string) => {
       const job = await ctx.client.get(id, ctx.signal);
-      if (ctx.json) json(job);
-      else out(describeJob(job));
+      // The console's address of a job; the token is never part of it (the page asks for it).
+      const link = `${ctx.client.url}/console#/jobs/${job.id}`;
+      if (show.opts().web === true) out(link);
+      else if (ctx.json) json(job);
+      else out(`${describeJob(job)}\n${'console'.padEnd(13)} ${link}`);
       return EXIT.ok;
     }),
   );
