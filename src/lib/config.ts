@@ -83,7 +83,13 @@ export function readSecretFile(path: string, what: string): string {
     return value;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+    const code = (err as NodeJS.ErrnoException).code;
+    // The image runs as uid 10001: a token file mounted with the host's 0600 and owner is unreadable.
+    const hint =
+      code === 'EACCES' && typeof process.getuid === 'function'
+        ? ` (this process runs as uid ${process.getuid()}: make the file readable by it, e.g. chown ${process.getuid()} or mode 0444)`
+        : '';
+    throw new ConfigError([`${what}: cannot read ${path}: ${code ?? err}${hint}`]);
   }
 }
 
