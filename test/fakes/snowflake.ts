@@ -93,6 +93,11 @@ export interface FakeSnowflakeOptions {
   database: string;
 }
 
+export interface FakeSnowflakeHooks {
+  /** Called once a query exists (and runs), before the query-request is answered. */
+  onSubmit?: (q: FakeQuery) => void | Promise<void>;
+}
+
 export interface FakeSnowflake {
   url: string;
   db: DuckDBConnection;
@@ -104,6 +109,7 @@ export interface FakeSnowflake {
   events: string[];
   delays: Delay[];
   failures: InjectedFailure[];
+  hooks: FakeSnowflakeHooks;
   /** Queries whose SQL matches, in submission order. */
   executions(match: RegExp): FakeQuery[];
   /** Every live session now answers `code` (the token expired, the session is gone). */
@@ -157,6 +163,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
   const delays: Delay[] = [];
   const failures: InjectedFailure[] = [];
   const logins = { ok: 0, refused: [] as string[] };
+  const hooks: FakeSnowflakeHooks = {};
   const models = new Map<string, Model>();
   let nextSession = 1000;
   // One DuckDB connection: statements run one at a time, in submission order.
@@ -449,6 +456,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       );
       const binds = bindValues(body.bindings);
       const done = execute(q, binds);
+      await hooks.onSubmit?.(q);
       if (body.asyncExec === true) {
         return reply(res, {
           success: true,
@@ -519,6 +527,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     events,
     delays,
     failures,
+    hooks,
     executions: (match) => [...queries.values()].filter((q) => match.test(q.sql)),
     expireSessions(code = '390114') {
       for (const s of sessions.values()) if (!s.deleted) s.failWith = code;

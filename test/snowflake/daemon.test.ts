@@ -297,4 +297,36 @@ describe('SIGKILL of the daemon', () => {
     expect(done.result).toEqual({ type: 'datasets_execute_dml', affected_rows: 10 });
     expect(s.fake.executions(/^DELETE FROM company_56\.dataset_11/)).toHaveLength(1);
   }, 45_000);
+
+  it('between the submit and the checkpoint: the next daemon finds the query by its QUERY_TAG, one execution', async () => {
+    const s = await stack();
+    await seedDataset(s, 12);
+    s.fake.delays.push({ match: /^DELETE FROM company_56\.dataset_12/, ms: 500 });
+    let first: CliProcess | undefined;
+    s.fake.hooks.onSubmit = async (q) => {
+      if (/^DELETE FROM company_56\.dataset_12/.test(q.sql) && first) {
+        // Snowflake has the statement; the daemon dies before it hears the query id.
+        first.kill('SIGKILL');
+        await first.exited;
+      }
+    };
+    first = daemon(s);
+    const job = await s.submit(
+      'datasets_execute_dml',
+      dml(12, 'DELETE FROM company_56.dataset_12 WHERE id > 95'),
+    );
+    await waitFor(() => first?.child.signalCode === 'SIGKILL', {
+      what: 'the first daemon killed at submit',
+      timeoutMs: 15_000,
+    });
+    const intent = (await s.get(job.id)).checkpoint as any;
+    expect(intent.steps.dml).toMatchObject({ attempt: 1, submission: 1 });
+    expect(intent.steps.dml.query_id).toBeUndefined();
+    daemon(s);
+    const done = await s.settle(job.id);
+    expect(done.state, JSON.stringify(done.failures)).toBe('completed');
+    expect(done.result).toEqual({ type: 'datasets_execute_dml', affected_rows: 5 });
+    expect(s.fake.executions(/^DELETE FROM company_56\.dataset_12/)).toHaveLength(1);
+    expect(s.fake.executions(/QUERY_HISTORY/).length).toBeGreaterThan(0);
+  }, 45_000);
 });
