@@ -5,9 +5,15 @@
  * (honouring Retry-After). A request is replayable: bodies are strings or Blobs (the S3 objects of
  * `s3-object.ts`, read again from S3 on a retry), never one-shot streams.
  *
+ * Uploads are streamed: a Blob body is sent as its `stream()` with an explicit content-length, on
+ * undici's own `fetch`. Measured here (a 192 MiB body, --max-old-space-size=64): Node 24's global
+ * fetch kept the whole request body in memory (peak RSS +200 MB) whether given the Blob or its
+ * stream, and undici's fetch given a Blob reads it whole with `arrayBuffer()`; undici's fetch given
+ * the stream stays flat (+40 MB).
+ *
  * Failures become JobErrors here (`hubError`): 401 and 403 name the connection, never the token.
  */
-
+import { fetch as undiciFetch } from 'undici';
 import { JobError } from '../../src/executor/index.ts';
 import { backoffDelay, sleep } from '../../src/lib/retry.ts';
 
@@ -34,6 +40,14 @@ function retryAfterMs(res: Response): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
+function headersOf(h: RequestInit['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  new Headers(h).forEach((value, key) => {
+    out[key] = value;
+  });
+  return out;
+}
+
 export function hubFetch(o: HubFetchOptions): typeof fetch {
   const wrapped = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -50,7 +64,19 @@ export function hubFetch(o: HubFetchOptions): typeof fetch {
       let why: string;
       let wait: number | undefined;
       try {
-        const res = await fetch(input, { ...init, signal });
+        const body = init.body;
+        const res = (await undiciFetch(
+          input as Parameters<typeof undiciFetch>[0],
+          (body instanceof Blob
+            ? {
+                ...init,
+                body: body.stream(),
+                duplex: 'half',
+                headers: { ...headersOf(init.headers), 'content-length': String(body.size) },
+                signal,
+              }
+            : { ...init, signal }) as Parameters<typeof undiciFetch>[1],
+        )) as unknown as Response;
         if (!retryableStatus(res.status) || attempt + 1 >= o.maxAttempts) return res;
         why = `HTTP ${res.status}`;
         wait = retryAfterMs(res);

@@ -50,6 +50,8 @@ export interface FakeHubOptions {
   /** Files larger than this are LFS (default 1 MiB). */
   lfsThreshold?: number;
   beforeAnswer?: (op: HubOp, req: IncomingMessage) => void | Promise<void>;
+  /** Called once a commit is recorded, before it is answered (to kill the committer right there). */
+  afterCommit?: (commit: HubCommit) => void | Promise<void>;
 }
 
 export interface FakeHub {
@@ -219,6 +221,7 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
             files,
           };
           repo?.commits.push(commit);
+          await options.afterCommit?.(commit);
           return json(res, 200, {
             commitOid: commit.id,
             commitUrl: `${url}/${repo?.name}/commit/${commit.id}`,

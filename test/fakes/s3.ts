@@ -15,8 +15,11 @@ export interface FakeS3 {
   requests: string[];
   put(bucket: string, key: string, body: string): void;
   get(bucket: string, key: string): string | undefined;
-  /** An object of `size` bytes whose byte at offset i is `byteAt(i)`, computed on each read. */
-  generate(bucket: string, key: string, size: number, byteAt: (offset: number) => number): void;
+  /**
+   * An object of `size` bytes made of 1 MiB blocks, the i-th being `block(i)` (the last one cut short),
+   * computed on each read.
+   */
+  generate(bucket: string, key: string, size: number, block: (index: number) => Buffer): void;
   /** Bytes served by GetObject, all objects together (what a reader really pulled). */
   bytesServed(): number;
   close(): Promise<void>;
@@ -34,12 +37,15 @@ const noSuchKey = (res: ServerResponse, key: string) =>
     `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${esc(key)}</Key></Error>`,
   );
 
+/** The block size of generated objects. */
+export const GENERATED_BLOCK = 1 << 20;
+
 interface Generated {
   size: number;
-  byteAt: (offset: number) => number;
+  block: (index: number) => Buffer;
 }
 
-/** Streams bytes [start, end) of a generated object in 1 MiB chunks, honouring backpressure. */
+/** Streams bytes [start, end) of a generated object block by block, honouring backpressure. */
 async function streamGenerated(
   res: ServerResponse,
   g: Generated,
@@ -48,11 +54,11 @@ async function streamGenerated(
 ): Promise<number> {
   let sent = 0;
   for (let at = start; at < end; ) {
-    const n = Math.min(1 << 20, end - at);
-    const chunk = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) chunk[i] = g.byteAt(at + i);
-    at += n;
-    sent += n;
+    const index = Math.floor(at / GENERATED_BLOCK);
+    const from = at - index * GENERATED_BLOCK;
+    const chunk = g.block(index).subarray(from, Math.min(GENERATED_BLOCK, from + (end - at)));
+    at += chunk.length;
+    sent += chunk.length;
     if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
     if (res.destroyed) break;
   }
@@ -159,7 +165,7 @@ export async function startFakeS3(): Promise<FakeS3> {
     requests,
     put: (bucket, key, text) => objects.set(`${bucket}/${key}`, Buffer.from(text)),
     get: (bucket, key) => objects.get(`${bucket}/${key}`)?.toString(),
-    generate: (bucket, key, size, byteAt) => generated.set(`${bucket}/${key}`, { size, byteAt }),
+    generate: (bucket, key, size, block) => generated.set(`${bucket}/${key}`, { size, block }),
     bytesServed: () => served,
     close: () =>
       new Promise((r) => {
