@@ -37,6 +37,7 @@ import {
   runHandler,
 } from '../../src/executor/index.ts';
 import { type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
+import { retry } from '../../src/lib/retry.ts';
 import { type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
 import type { SnowflakeConfig } from './config.ts';
 import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
@@ -168,7 +169,21 @@ class JobRun {
         }
         return found;
       },
-      poll: (id, signal) => client.status(id, warehouse, signal),
+      // A network blip or a lost session while polling is retried here (bounded, jittered); the
+      // connection of a lost session was already replaced by the client.
+      poll: (id, signal) =>
+        retry(() => client.status(id, warehouse, signal), {
+          maxAttempts: 4,
+          baseMs: config.pollMinMs,
+          capMs: config.pollMaxMs,
+          signal,
+          classify: (err) => ({ retryable: err instanceof JobError && err.retryable }),
+          onRetry: (err, n) =>
+            this.ctx.log.warn('reading the query status failed; retrying', {
+              attempt: n,
+              error: (err as Error).message,
+            }),
+        }),
       phase: queryPhase,
       onStatus: (_id, status) => this.ctx.progress({ message: `${name}: ${status.toLowerCase()}` }),
       result: (id, _status, signal) => client.fetch(id, warehouse, signal),
