@@ -232,7 +232,10 @@ export class EmrServerlessExecutor implements Executor {
       },
       submit: async (intent, signal) => {
         const jobRunId = await this.startRun(job, intent, ctx, capMs, signal);
-        ctx.log.info('job run started', { job_run_id: jobRunId, submission: intent.submission });
+        ctx.log.info(
+          `EMR job run ${jobRunId} started (submission ${intent.submission}, application ${c.applicationId})`,
+          { job_run_id: jobRunId, submission: intent.submission },
+        );
         return { jobRunId, nonce: intent.nonce, submission: intent.submission };
       },
       poll: async (handle, signal) => {
@@ -257,19 +260,24 @@ export class EmrServerlessExecutor implements Executor {
             : {}),
         });
         if (phaseOf(state) !== 'active') return;
-        if (!ACTIVE.has(state)) ctx.log.warn('unknown job run state', { state });
+        if (!ACTIVE.has(state))
+          ctx.log.warn(`EMR job run ${handle.jobRunId}: unknown state ${state}`, { state });
         if (seen?.runId !== handle.jobRunId) seen = { runId: handle.jobRunId, at: Date.now() };
         const started = run.createdAt instanceof Date ? run.createdAt.getTime() : seen.at;
         if (Date.now() - started > capMs && !overCap.signal.aborted) {
-          ctx.log.warn('job run exceeded its execution timeout; cancelling it', {
+          ctx.log.warn(`EMR job run ${handle.jobRunId} exceeded its ${capMs} ms timeout; cancelling it`, {
             job_run_id: handle.jobRunId,
             timeout_ms: capMs,
           });
           overCap.abort(new JobAbort('timeout'));
         }
       },
-      result: (handle, _status, signal) => this.readResult(this.spec(job, handle).output.result, signal),
+      result: (handle, _status, signal) => {
+        ctx.log.info(`EMR job run ${handle.jobRunId} succeeded; reading its result`);
+        return this.readResult(this.spec(job, handle).output.result, signal);
+      },
       failure: async (handle, { run, state }, signal) => {
+        ctx.log.warn(`EMR job run ${handle.jobRunId} ended ${state}`, { state });
         if (state === 'CANCELLED') {
           return new JobError(
             'EMR_CANCELLED',
@@ -293,7 +301,7 @@ export class EmrServerlessExecutor implements Executor {
           if (signal.aborted) throw err;
           throw awsError(err, `CancelJobRun ${handle.jobRunId}`);
         }
-        ctx.log.info('job run cancel requested', {
+        ctx.log.info(`EMR job run ${handle.jobRunId}: cancel requested (grace ${c.cancelGraceSeconds} s)`, {
           job_run_id: handle.jobRunId,
           grace_seconds: c.cancelGraceSeconds,
         });

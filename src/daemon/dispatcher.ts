@@ -161,11 +161,17 @@ export class Dispatcher {
             Math.max(0, pickup) / 1000,
           );
         }
+        // The job's log (`jobs logs`) says what happened to every job, whatever its executor: the
+        // start here, the outcome in settle(); executors add their statement or remote handle.
+        const where = `attempt ${job.attempt} of ${job.max_attempts} on executor ${executor.name}`;
         if (job.checkpoint) {
           this.c.shipper
-            .jobLog(ex)
-            .info({ checkpoint: job.checkpoint, cancel: reason === 'cancel' }, 'reattaching from checkpoint');
-        } else if (this.c.log.isLevelEnabled('debug')) this.c.shipper.jobLog(ex).debug({}, 'starting');
+            .loggerFor(ex)
+            .info(`reattaching from checkpoint: ${where}${reason === 'cancel' ? ', to cancel' : ''}`, {
+              checkpoint: job.checkpoint,
+              cancel: reason === 'cancel',
+            });
+        } else this.c.shipper.loggerFor(ex).info(`starting: ${where}`);
         outcome = await runJob(job, {
           executor,
           signals: ex.signals,
@@ -203,14 +209,19 @@ export class Dispatcher {
     } else if (outcome.kind === 'complete' && resultFailure(outcome.result) !== undefined) {
       this.c.metrics.resultFailures.inc({ job_type: job.type, executor: executor.name });
     }
-    const level = outcome.kind === 'fail' ? 'warn' : 'info';
-    if (this.c.log.isLevelEnabled(level)) {
+    if (outcome.kind === 'forget') {
+      // The lease is gone: nothing more can be written to the job's log.
+      if (this.c.log.isLevelEnabled('info')) this.c.shipper.jobLog(ex).info({}, 'job forget');
+    } else if (outcome.kind === 'fail') {
+      const { code, retryable } = outcome.failure;
       this.c.shipper
-        .jobLog(ex)
-        [level](
-          outcome.kind === 'fail' ? { code: outcome.failure.code, retryable: outcome.failure.retryable } : {},
-          `job ${outcome.kind === 'complete' ? 'completed' : outcome.kind}`,
-        );
+        .loggerFor(ex)
+        .warn(`job fail: ${code}${retryable ? ' (retryable)' : ''}`, { code, retryable });
+    } else {
+      const seconds = ((performance.now() - ex.dispatchedAt) / 1000).toFixed(1);
+      this.c.shipper
+        .loggerFor(ex)
+        .info(`job ${outcome.kind === 'complete' ? 'completed' : outcome.kind} after ${seconds} s`);
     }
     if (outcome.kind === 'forget' || this.c.slots.get(job.id) !== ex) {
       // Lost, or superseded by a newer claim of the same job: report nothing.

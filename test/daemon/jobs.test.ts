@@ -81,9 +81,12 @@ describe('the daemon runs jobs', () => {
     const job = await c.submit(TRUNCATE, { dataset_id: Behaviour.chatty });
     await terminal(job.id);
     const logs = await c.user('GET', `/v1/jobs/${job.id}/logs`);
+    // The executor's lines, between the daemon's start and outcome lines (test/daemon/job-log.test.ts).
     expect(logs.body.lines.map((l: { level: string; msg: string }) => `${l.level}:${l.msg}`)).toEqual([
+      'info:starting: attempt 1 of 3 on executor test',
       'info:step one',
       'warn:step two is slow',
+      expect.stringMatching(/^info:job completed after \d+\.\d s$/),
     ]);
   });
 });
