@@ -1,7 +1,8 @@
 /**
  * datasets_calculate_column_stats in Snowflake SQL: every requested statistic of every column in one
  * scan, plus one scan for all the histograms together (GROUPING SETS, one set per column), which need
- * the bounds first. The meanings are the local data plane's (executors/local/stats.ts):
+ * the bounds first. The meanings are the one definition in src/executor/column-stats.ts (tested
+ * against its reference implementation); in brief:
  * `value_count` counts every row; `null_value_count` NULLs; `nan_value_count` NaNs of float/double
  * columns (in Snowflake NaN is a FLOAT value equal to itself: `c = 'NaN'::FLOAT`), else 0; bounds are
  * min and max over non-null, non-NaN values; `approx_count_distinct` is COUNT(DISTINCT) over non-null
@@ -10,6 +11,12 @@
  * non-null, non-NaN values of numeric columns; `histogram` equal-width buckets between the bounds.
  */
 import type { ColumnStat } from '../../src/catalogue/datasets.ts';
+import {
+  type ColumnKind,
+  isNumericKind,
+  kindOfSqlType,
+  typedBound,
+} from '../../src/executor/column-stats.ts';
 import type { Bind } from './client.ts';
 import { ident } from './sql.ts';
 
@@ -19,13 +26,11 @@ export interface StatsInput {
   enabled_column_stats: Record<string, { data_type: string; enabled_column_stats: Enabled }>;
 }
 
-const NUMERIC = new Set(['int', 'long', 'float', 'double', 'decimal']);
-const FLOATING = new Set(['float', 'double']);
-
 interface Planned {
   column: string;
   alias: string;
   on: Enabled;
+  kind: ColumnKind;
   numeric: boolean;
   c: string;
   valid: string;
@@ -39,8 +44,11 @@ export interface StatsPlan {
 export function planStats(input: StatsInput, table: string): StatsPlan {
   const selects = ['COUNT(*) AS "TOTAL"'];
   const columns = Object.entries(input.enabled_column_stats).map(([column, spec], i) => {
-    const numeric = NUMERIC.has(spec.data_type);
-    const floating = FLOATING.has(spec.data_type);
+    const kind = kindOfSqlType(spec.data_type);
+    const numeric = isNumericKind(kind);
+    const floating = kind === 'floating';
+    // Integers and decimals read back as text: exact beyond 2^53 and at any scale.
+    const exact = (expr: string) => (kind === 'integer' || kind === 'decimal' ? `${expr}::VARCHAR` : expr);
     const c = ident(column);
     const valid = floating ? `${c} IS NOT NULL AND NOT (${c} = 'NaN'::FLOAT)` : `${c} IS NOT NULL`;
     const on = spec.enabled_column_stats;
@@ -49,12 +57,12 @@ export function planStats(input: StatsInput, table: string): StatsPlan {
     const when = (expr: string) => `CASE WHEN ${valid} THEN ${expr} END`;
     if (on.null_value_count || on.completeness) add('NULLS', `COUNT_IF(${c} IS NULL)`);
     if (on.nan_value_count) add('NANS', floating ? `COUNT_IF(${c} = 'NaN'::FLOAT)` : '0');
-    if (on.lower_bound || on.histogram) add('LOWER', `MIN(${when(c)})`);
-    if (on.upper_bound || on.histogram) add('UPPER', `MAX(${when(c)})`);
+    if (on.lower_bound || on.histogram) add('LOWER', exact(`MIN(${when(c)})`));
+    if (on.upper_bound || on.histogram) add('UPPER', exact(`MAX(${when(c)})`));
     if (on.approx_count_distinct) add('DISTINCT', `COUNT(DISTINCT ${c})`);
     if (on.mean) add('MEAN', numeric ? `AVG(${when(`${c}::DOUBLE`)})` : 'NULL');
     if (on.standard_deviation) add('STDDEV', numeric ? `STDDEV_SAMP(${when(`${c}::DOUBLE`)})` : 'NULL');
-    return { column, alias, on, numeric, c, valid };
+    return { column, alias, on, kind, numeric, c, valid };
   });
   return { columns, scan: `SELECT ${selects.join(', ')} FROM ${table}` };
 }
@@ -132,8 +140,8 @@ export function readStats(
     if (p.on.value_count) stats.value_count = total;
     if (p.on.null_value_count) stats.null_value_count = nulls;
     if (p.on.nan_value_count) stats.nan_value_count = Number(get('NANS') ?? 0);
-    if (p.on.lower_bound) stats.lower_bound = bound(get('LOWER'));
-    if (p.on.upper_bound) stats.upper_bound = bound(get('UPPER'));
+    if (p.on.lower_bound) stats.lower_bound = typedBound(get('LOWER'), p.kind);
+    if (p.on.upper_bound) stats.upper_bound = typedBound(get('UPPER'), p.kind);
     if (p.on.approx_count_distinct) stats.approx_count_distinct = Number(get('DISTINCT') ?? 0);
     if (p.on.completeness) stats.completeness = total === 0 ? 1 : (total - nulls) / total;
     if (p.on.mean) stats.mean = finiteOrNull(get('MEAN'));
@@ -142,15 +150,6 @@ export function readStats(
     columns[p.column] = stats;
   }
   return { total, columns };
-}
-
-function bound(v: unknown): number | string | boolean | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
-  if (typeof v === 'boolean' || typeof v === 'string') return v;
-  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
 }
 
 function finiteOrNull(v: unknown): number | null {
