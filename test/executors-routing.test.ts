@@ -16,6 +16,8 @@ import { loadLocalConfig } from '../executors/local/config.ts';
 import { LocalExecutor } from '../executors/local/executor.ts';
 import { loadOpenAiCompatibleConfig } from '../executors/openai-compatible/config.ts';
 import { OpenAiCompatibleExecutor } from '../executors/openai-compatible/executor.ts';
+import { loadSageMakerConfig } from '../executors/sagemaker/config.ts';
+import { SageMakerExecutor } from '../executors/sagemaker/executor.ts';
 import { SnowflakeClient } from '../executors/snowflake/client.ts';
 import { loadSnowflakeConfig } from '../executors/snowflake/config.ts';
 import { SnowflakeExecutor } from '../executors/snowflake/executor.ts';
@@ -44,6 +46,15 @@ const instances: Record<string, () => WithHandlers> = {
   'openai-compatible': () =>
     new OpenAiCompatibleExecutor(
       loadOpenAiCompatibleConfig({ DPO_OPENAI_COMPAT_BASE_URL: 'http://127.0.0.1:1/v1' }),
+    ),
+  sagemaker: () =>
+    new SageMakerExecutor(
+      loadSageMakerConfig({
+        DPO_SAGEMAKER_REGION: 'us-east-1',
+        DPO_SAGEMAKER_ROLE_ARN: 'arn:aws:iam::123456789012:role/dpo-training',
+        DPO_SAGEMAKER_S3_URI: 's3://dpo-models/operator',
+        DPO_SAGEMAKER_SOURCE_URI: 's3://dpo-models/code/sourcedir.tar.gz',
+      }),
     ),
   snowflake: () => {
     const config = loadSnowflakeConfig({
