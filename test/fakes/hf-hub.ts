@@ -8,7 +8,8 @@
  * - `POST /{ns}/{name}.git/info/lfs/objects/batch` (answers `transfer: "basic"`, so the client falls
  *   back from xet; objects stored already get no upload action)
  * - `PUT /lfs-upload/{oid}` (the body is hashed as it streams in, never held: the stored object is its
- *   sha256 and size, checked against the oid)
+ *   sha256 and size, checked against the oid); with `multipartChunkSize`, larger objects go in parts
+ *   (`PUT /lfs-part/{oid}/{n}`, then `POST /lfs-complete/{oid}`, checked against the oid)
  * - `POST /api/models/{ns}/{name}/commit/main` (NDJSON; every `lfsFile` must have been uploaded)
  * - `GET /api/models/{ns}/{name}/commits/main`, `GET /api/models/{ns}/{name}/tree/{rev}`
  *
@@ -19,7 +20,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type HubOp = 'create' | 'info' | 'preupload' | 'batch' | 'upload' | 'commit' | 'commits' | 'tree';
+export type HubOp =
+  | 'create'
+  | 'info'
+  | 'preupload'
+  | 'batch'
+  | 'upload'
+  | 'part'
+  | 'complete'
+  | 'commit'
+  | 'commits'
+  | 'tree';
 
 export interface HubFile {
   path: string;
@@ -49,6 +60,11 @@ export interface FakeHubOptions {
   tokens: string[];
   /** Files larger than this are LFS (default 1 MiB). */
   lfsThreshold?: number;
+  /**
+   * LFS objects larger than this are uploaded in parts of this size (the Hub's multipart transfer:
+   * one PUT per part, then a completion POST); default: never.
+   */
+  multipartChunkSize?: number;
   beforeAnswer?: (op: HubOp, req: IncomingMessage) => void | Promise<void>;
   /** Called once a commit is recorded, before it is answered (to kill the committer right there). */
   afterCommit?: (commit: HubCommit) => void | Promise<void>;
@@ -92,17 +108,33 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     preupload: 0,
     batch: 0,
     upload: 0,
+    part: 0,
+    complete: 0,
     commit: 0,
     commits: 0,
     tree: 0,
   };
   const injected = new Map<HubOp, Array<{ status: number; headers: Record<string, string> }>>();
   const threshold = options.lfsThreshold ?? 1 << 20;
+  /** Multipart uploads in progress: oid → part number → bytes (test files only: small). */
+  const parts = new Map<string, Map<number, Buffer>>();
   let url = '';
+  const uploadAction = (oid: string, size: number) => {
+    const chunk = options.multipartChunkSize;
+    if (!chunk || size <= chunk) return { href: `${url}/lfs-upload/${oid}?size=${size}`, header: {} };
+    const header: Record<string, string> = { chunk_size: String(chunk) };
+    for (let n = 1; n <= Math.ceil(size / chunk); n++) {
+      header[String(n).padStart(5, '0')] = `${url}/lfs-part/${oid}/${n}`;
+    }
+    return { href: `${url}/lfs-complete/${oid}`, header };
+  };
 
   const route = (method: string, path: string): { op: HubOp; repo?: string; rest?: string } | undefined => {
     if (method === 'POST' && path === '/api/repos/create') return { op: 'create' };
     if (method === 'PUT' && path.startsWith('/lfs-upload/')) return { op: 'upload', rest: path.slice(12) };
+    if (method === 'PUT' && path.startsWith('/lfs-part/')) return { op: 'part', rest: path.slice(10) };
+    if (method === 'POST' && path.startsWith('/lfs-complete/'))
+      return { op: 'complete', rest: path.slice(14) };
     let m = /^\/([^/]+\/[^/.]+)\.git\/info\/lfs\/objects\/batch$/.exec(path);
     if (method === 'POST' && m) return { op: 'batch', repo: m[1] as string };
     m = /^\/api\/models\/([^/]+\/[^/]+)(?:\/(preupload|commit|commits|tree)\/([^/]+))?$/.exec(path);
@@ -130,7 +162,7 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
         return json(res, fault.status, { error: `injected ${fault.status}` }, fault.headers);
       }
       // LFS uploads go to storage with a pre-signed URL, not the token.
-      if (r.op !== 'upload') {
+      if (r.op !== 'upload' && r.op !== 'part' && r.op !== 'complete') {
         const auth = req.headers.authorization ?? '';
         authorizations.add(auth);
         const token = auth.replace(/^Bearer /, '');
@@ -168,9 +200,7 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
             objects: b.objects.map((o: { oid: string; size: number }) => ({
               oid: o.oid,
               size: o.size,
-              ...(lfs.get(o.oid) === o.size
-                ? {}
-                : { actions: { upload: { href: `${url}/lfs-upload/${o.oid}?size=${o.size}`, header: {} } } }),
+              ...(lfs.get(o.oid) === o.size ? {} : { actions: { upload: uploadAction(o.oid, o.size) } }),
             })),
           });
         }
@@ -190,6 +220,35 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
           uploads.set(oid, (uploads.get(oid) ?? 0) + 1);
           res.writeHead(200, { etag: `"${oid}"` });
           return res.end();
+        }
+        case 'part': {
+          const [oid = '', n = ''] = (r.rest as string).split('/');
+          const data = await readBody(req);
+          const list = parts.get(oid) ?? new Map<number, Buffer>();
+          list.set(Number(n), data);
+          parts.set(oid, list);
+          res.writeHead(200, { etag: `"${createHash('md5').update(data).digest('hex')}"` });
+          return res.end();
+        }
+        case 'complete': {
+          const oid = r.rest as string;
+          const b = JSON.parse((await readBody(req)).toString());
+          const list = parts.get(oid) ?? new Map<number, Buffer>();
+          const ordered = (b.parts as Array<{ partNumber: number; etag: string }>).map((p) => {
+            const data = list.get(p.partNumber);
+            const etag = data && `"${createHash('md5').update(data).digest('hex')}"`;
+            return etag === p.etag ? data : undefined;
+          });
+          if (ordered.some((d) => d === undefined))
+            return json(res, 400, { error: 'a part is missing or its etag differs' });
+          const all = Buffer.concat(ordered as Buffer[]);
+          if (createHash('sha256').update(all).digest('hex') !== oid) {
+            return json(res, 400, { error: 'the parts do not make up the object' });
+          }
+          parts.delete(oid);
+          lfs.set(oid, all.length);
+          uploads.set(oid, (uploads.get(oid) ?? 0) + 1);
+          return json(res, 200, {});
         }
         case 'commit': {
           const lines = (await readBody(req))

@@ -4,6 +4,7 @@
  * repository's visibility and reuse, retries of 429/5xx, 401 naming the connection and never the
  * token, and a delivery interrupted mid-way that resumes without sending anything twice.
  */
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSageMakerConfig } from '../../executors/sagemaker/config.ts';
@@ -85,6 +86,34 @@ describe('models_deliver_model', () => {
     expect([...stack.hub.authorizations]).toEqual([`Bearer ${HUB_TOKEN}`]);
     expect(await logsOf(stack, job.id)).not.toContain(HUB_TOKEN);
     expect(JSON.stringify(done)).not.toContain(HUB_TOKEN);
+  });
+
+  it('uploads a large file in parts (the Hub’s multipart transfer), each part a ranged read of S3', async () => {
+    s = await startSmStack({}, {}, { hub: { lfsThreshold: 1_000_000, multipartChunkSize: 1_000_000 } });
+    const stack = s;
+    const big = bytes(2_500_000, 3);
+    const prefix = putModel(stack.s3, { 'config.json': '{}', 'model.safetensors': big });
+    const reads: Array<[string, number, number]> = [];
+    stack.executor.hooks.onRead = (key, start, end) => reads.push([key, start, end]);
+    const done = await stack.settle((await stack.submit('models_deliver_model', deliveryInput())).id);
+    expect(done.state, JSON.stringify(done.failures)).toBe('completed');
+    const size = Buffer.byteLength(big);
+    expect(stack.hub.calls.part).toBe(Math.ceil(size / 1_000_000));
+    expect(stack.hub.calls.complete).toBe(1);
+    expect(stack.hub.lfs.get(createHash('sha256').update(Buffer.from(big)).digest('hex'))).toBe(size);
+    const parts = reads
+      .filter(([key, start, end]) => key === `${prefix}model.safetensors` && end - start <= 1_000_000)
+      .map(([, start, end]) => [start, end])
+      .sort((a, b) => (a[0] as number) - (b[0] as number));
+    // The preupload sample (512 bytes), then one range per part.
+    expect(parts).toEqual([
+      [0, 512],
+      [0, 1_000_000],
+      [1_000_000, 2_000_000],
+      [2_000_000, 3_000_000],
+      [3_000_000, size],
+    ]);
+    expect(done.result).toMatchObject({ result: { model_files_uploaded: 2, total_size_bytes: size + 2 } });
   });
 
   it('reuses an existing private repository; refuses to deliver a private model into a public one', async () => {

@@ -262,3 +262,29 @@ describe('reattachment by name', () => {
     expect(fakes.sm.calls.CreateTrainingJob).toBe(1);
   });
 });
+
+describe('the daemon’s own timeout', () => {
+  it('stops the training job and returns only once it is Stopped (the daemon then fails it TIMEOUT)', async () => {
+    f = await startSmFakes({ mode: 'manual' });
+    const fakes = f;
+    const executor = new SageMakerExecutor(loadSageMakerConfig(fakes.env));
+    const t = createTestContext();
+    const running = executor.execute(testJob('model_training_run', trainingInput()), t.ctx);
+    const tj = await waitFor(() => (t.checkpoint as any)?.created && fakes.sm.onlyJob(), { what: 'the job' });
+    t.abort('timeout');
+    await waitFor(() => tj.status === 'Stopping', { what: 'StopTrainingJob' });
+    let settled = false;
+    void running
+      .catch(() => undefined)
+      .finally(() => {
+        settled = true;
+      });
+    const polls = fakes.sm.calls.DescribeTrainingJob;
+    await waitFor(() => fakes.sm.calls.DescribeTrainingJob > polls + 2, { what: 'polls while stopping' });
+    expect(settled).toBe(false);
+    fakes.sm.setState(tj.name, 'Stopped', 'Stopped');
+    await expect(running).rejects.toMatchObject({ reason: 'timeout' });
+    await executor.close();
+    expect(tj.stops).toBe(1);
+  });
+});
