@@ -6,6 +6,8 @@
 import { benchControlPlane } from './control-plane.ts';
 import { benchDaemon } from './daemon.ts';
 import { benchLocal } from './local.ts';
+import { benchSageMaker } from './sagemaker.ts';
+import { benchSnowflake } from './snowflake.ts';
 
 // `npm run bench -- local` (or control-plane, daemon) runs only those parts.
 const only = new Set(process.argv.slice(2));
@@ -14,3 +16,5 @@ process.stdout.write(`dataplane-operator bench — ${new Date().toISOString()}, 
 if (want('control-plane')) await benchControlPlane();
 if (want('daemon')) await benchDaemon();
 if (want('local')) await benchLocal();
+if (want('snowflake')) await benchSnowflake();
+if (want('sagemaker')) await benchSageMaker();
