@@ -38,7 +38,7 @@ import {
 } from '../../src/executor/index.ts';
 import { type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
 import { retry } from '../../src/lib/retry.ts';
-import { type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
+import { abortable, type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
 import type { SnowflakeConfig } from './config.ts';
 import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
 import { planHistograms, planStats, readHistograms, readStats, type StatsInput } from './stats.ts';
@@ -76,9 +76,6 @@ class JobRun {
   readonly job: JobHandle;
   readonly ctx: ExecuteContext;
   readonly ex: SnowflakeExecutor;
-  /** Statements this run submitted or reattached to (bench and tests). */
-  readonly statements: string[] = [];
-
   constructor(ex: SnowflakeExecutor, job: JobHandle, ctx: ExecuteContext) {
     this.ex = ex;
     this.job = job;
@@ -114,7 +111,6 @@ class JobRun {
     const { client, config } = this.ex;
     const job = this.job;
     const state = this.state;
-    this.statements.push(name);
     const stepCtx: ExecuteContext = {
       ...this.ctx,
       checkpoint: state.steps[name] ?? null,
@@ -205,8 +201,6 @@ export class SnowflakeExecutor implements Executor {
   readonly client: SnowflakeClient;
   readonly names: Names;
   private setup: Promise<void> | undefined;
-  /** Called with each job's run once it ends (bench and tests count its statements). */
-  onRunEnd?: (job: JobHandle, statements: string[]) => void;
 
   readonly handlers = {
     datasets_create_table: (
@@ -254,12 +248,7 @@ export class SnowflakeExecutor implements Executor {
     ctx: ExecuteContext,
     fn: (r: JobRun) => Promise<unknown>,
   ): Promise<unknown> {
-    const r = new JobRun(this, job, ctx);
-    try {
-      return await fn(r);
-    } finally {
-      this.onRunEnd?.(job, r.statements);
-    }
+    return fn(new JobRun(this, job, ctx));
   }
 
   /** Looks a submission up in the query history by its tag; its query id, or undefined. */
@@ -285,28 +274,28 @@ export class SnowflakeExecutor implements Executor {
     );
   }
 
-  /** The operator's own schema and statistics table (idempotent DDL, once per process). */
+  /**
+   * The operator's own schema and statistics table (idempotent DDL, once per process). Shared by the
+   * jobs that need it, so it runs under its own bounded signal, not one job's; each job waits for it
+   * on its own signal.
+   */
   private ensureSetup(r: JobRun): Promise<void> {
+    const signal = AbortSignal.timeout(10 * this.config.requestTimeoutMs);
     this.setup ??= (async () => {
       const o = { warehouse: r.warehouse, queryTag: JSON.stringify({ dpo_setup: 1 }), timeoutSeconds: 600 };
-      await this.client.run(
-        `CREATE SCHEMA IF NOT EXISTS ${this.names.operatorSchema()}`,
-        [],
-        o,
-        r.ctx.signal,
-      );
+      await this.client.run(`CREATE SCHEMA IF NOT EXISTS ${this.names.operatorSchema()}`, [], o, signal);
       await this.client.run(
         `CREATE TABLE IF NOT EXISTS ${qualified(this.names.operator(COLUMN_STATS_TABLE))} (
            dataset_id BIGINT, column_name VARCHAR, stats VARCHAR, job_id VARCHAR, computed_at TIMESTAMP)`,
         [],
         o,
-        r.ctx.signal,
+        signal,
       );
     })().catch((err: unknown) => {
       this.setup = undefined;
       throw err;
     });
-    return this.setup;
+    return abortable(this.setup, r.ctx.signal);
   }
 
   private async createTable(r: JobRun, job: JobHandle<{ dataset_id: number; compiled_sql: string }>) {
