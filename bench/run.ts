@@ -5,16 +5,18 @@
  */
 import { benchControlPlane } from './control-plane.ts';
 import { benchDaemon } from './daemon.ts';
+import { benchInference } from './inference.ts';
 import { benchLocal } from './local.ts';
 import { benchSageMaker } from './sagemaker.ts';
 import { benchSnowflake } from './snowflake.ts';
 
-// `npm run bench -- local` (or control-plane, daemon) runs only those parts.
+// `npm run bench -- local` (or control-plane, daemon, inference) runs only those parts.
 const only = new Set(process.argv.slice(2));
 const want = (part: string) => only.size === 0 || only.has(part);
 process.stdout.write(`dataplane-operator bench — ${new Date().toISOString()}, Node ${process.version}\n`);
 if (want('control-plane')) await benchControlPlane();
 if (want('daemon')) await benchDaemon();
 if (want('local')) await benchLocal();
+if (want('inference')) await benchInference();
 if (want('snowflake')) await benchSnowflake();
 if (want('sagemaker')) await benchSageMaker();
