@@ -107,6 +107,20 @@ describe('the output schema', () => {
     expect(v.check({ at: 'yesterday' })).toEqual([{ path: '/at', message: 'must match format "date-time"' }]);
     expect(v.check([1])[0]).toEqual({ path: '', message: 'the structured output must be a JSON object' });
   });
+
+  it('keeps two jobs’ schemas with one $id apart, and a schema seen again validates the same', () => {
+    const id = 'https://schemas.example/answer.json';
+    const numbers = { $id: id, type: 'object', properties: { n: { type: 'number' } } };
+    const strings = { $id: id, type: 'object', properties: { n: { type: 'string' } } };
+    expect(compileOutputSchema(numbers).check({ n: 1 })).toEqual([]);
+    expect(compileOutputSchema(strings).check({ n: 1 })).toEqual([{ path: '/n', message: 'must be string' }]);
+    expect(compileOutputSchema(structuredClone(numbers)).check({ n: 'x' })).toEqual([
+      { path: '/n', message: 'must be number' },
+    ]);
+    // A refused schema stays refused (nothing half-registered).
+    expect(() => compileOutputSchema({ $id: id, type: 'objekt' })).toThrow(/not a valid JSON Schema/);
+    expect(() => compileOutputSchema({ $id: id, type: 'objekt' })).toThrow(/not a valid JSON Schema/);
+  });
 });
 
 describe('the per-model concurrency limit', () => {
