@@ -259,6 +259,52 @@ describe('through the daemon', () => {
   }, 30_000);
 });
 
+describe('the error table through the daemon', () => {
+  it('each class fails the job with its code, retry decision and details; a retryable one is retried', async () => {
+    const s = await stack();
+    await s.daemon();
+    const cases: Array<[string, string, boolean]> = [
+      ['002003', 'SNOWFLAKE_OBJECT_NOT_FOUND', false],
+      ['001003', 'SNOWFLAKE_SQL_ERROR', false],
+      ['003001', 'SNOWFLAKE_ACCESS_DENIED', false],
+      ['000606', 'SNOWFLAKE_NO_WAREHOUSE', false],
+      ['090073', 'SNOWFLAKE_QUOTA_EXCEEDED', false],
+      ['000630', 'TIMEOUT', false],
+      ['000604', 'SNOWFLAKE_QUERY_CANCELLED', false],
+      ['000625', 'SNOWFLAKE_TRANSIENT', true],
+    ];
+    await s.fake.sql('CREATE SCHEMA IF NOT EXISTS company_56');
+    const jobs = await Promise.all(
+      cases.map(async ([code], i) => {
+        const id = 300 + i;
+        await s.fake.sql(`CREATE TABLE company_56.dataset_${id} (id INT)`);
+        s.fake.failures.push({
+          match: new RegExp(`DATASET_${id}"$`),
+          at: 'execute',
+          code,
+          message: `injected ${code}`,
+          sqlState: '42000',
+          times: 1,
+        });
+        return s.submit('datasets_truncate_table', { dataset_id: id });
+      }),
+    );
+    const done = await Promise.all(jobs.map((j) => s.settle(j.id)));
+    done.forEach((job, i) => {
+      const [code, jobCode, retryable] = cases[i]!;
+      const first = job.failures[0]!;
+      expect(first, code).toMatchObject({
+        code: jobCode,
+        retryable,
+        details: { snowflake_code: code, sql_state: '42000' },
+      });
+      expect((first.details as any).query_id).toMatch(/^[0-9a-f-]{36}$/);
+      // Not retryable: failed at once; retryable: the next attempt completed.
+      expect(job.state, code).toBe(retryable ? 'completed' : 'failed');
+    });
+  }, 30_000);
+});
+
 describe('SIGKILL of the daemon', () => {
   function daemon(s: Stack): CliProcess {
     const p = runCli(['run'], {
