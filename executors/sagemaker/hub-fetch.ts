@@ -40,6 +40,13 @@ function retryAfterMs(res: Response): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
+/** An error and its cause (undici's "fetch failed" says why only in its cause). */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  return `${err.name}: ${err.message}${cause}`;
+}
+
 function headersOf(h: RequestInit['headers']): Record<string, string> {
   const out: Record<string, string> = {};
   new Headers(h).forEach((value, key) => {
@@ -85,7 +92,7 @@ export function hubFetch(o: HubFetchOptions): typeof fetch {
         // Our own abort (cancel, lost, shutdown) or the library's: no retry.
         if (o.signal.aborted || init.signal?.aborted) throw err;
         if (attempt + 1 >= o.maxAttempts) throw err;
-        why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        why = describe(err);
       }
       const delay = Math.max(wait ?? 0, backoffDelay(attempt, o.baseMs, o.capMs ?? 30_000, o.random));
       o.onRetry?.(what, attempt + 1, delay, why);

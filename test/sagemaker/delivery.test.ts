@@ -182,6 +182,32 @@ describe('models_deliver_model', () => {
   });
 });
 
+describe('offline', () => {
+  it('a Hub beyond loopback is refused by the guard in this process (so no test can reach the network)', async () => {
+    f = await startSmFakes();
+    const fakes = f;
+    putModel(fakes.s3, { 'config.json': '{}' });
+    const executor = new SageMakerExecutor(
+      loadSageMakerConfig({
+        ...fakes.env,
+        DPO_HF_ENDPOINT: 'http://10.1.2.3:8080',
+        DPO_HF_MAX_ATTEMPTS: '2',
+      }),
+    );
+    const t = createTestContext();
+    await expect(
+      executor.execute(testJob('models_deliver_model', deliveryInput()), t.ctx),
+    ).rejects.toMatchObject({
+      code: 'HUB_UNAVAILABLE',
+      retryable: true,
+    });
+    await executor.close();
+    expect(
+      t.lines.some((l) => l.msg === 'Hub request retried' && /loopback guard/.test(String(l.fields?.why))),
+    ).toBe(true);
+  });
+});
+
 describe('a delivery interrupted mid-way resumes', () => {
   it('after the LFS uploads: the next holder sends no object twice and makes one commit', async () => {
     f = await startSmFakes({}, { lfsThreshold: 1_000_000 });

@@ -15,6 +15,8 @@ import { type FakeS3, startFakeS3 } from '../fakes/s3.ts';
 import { type FakeSageMaker, type FakeSageMakerOptions, startFakeSageMaker } from '../fakes/sagemaker.ts';
 import { call, clients, startTestControlPlane, type TestControlPlane } from '../helpers.ts';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.ts';
+// In this process too, any connection beyond 127.0.0.1 throws (the SDK, the Hub library, undici).
+import '../support/loopback-guard.ts';
 
 export const BUCKET = 'dpo-models';
 export const HUB_TOKEN = 'hf_test_token_for_conn_123_never_log_me';
