@@ -173,6 +173,8 @@ export class BedrockExecutor implements Executor {
     } else {
       reply.text = content.flatMap((b) => (b.text === undefined ? [] : [b.text])).join('');
     }
+    const actionReason = out.trace?.guardrail?.actionReason;
+    if (actionReason) reply.blockedReason = actionReason;
     reply.stop = stop;
     reply.responseBytes = Buffer.byteLength(
       reply.value !== undefined ? (JSON.stringify(reply.value) ?? '') : (reply.text ?? ''),

@@ -202,7 +202,11 @@ describe('bedrock: refusals and errors', () => {
   it('filtered content and a guardrail intervention fail at once, not retryably, with the reason', async () => {
     respond = () => ({ content: [], stopReason: 'content_filtered' });
     const filtered = await s.settle((await s.submit(input('filtered'))).id);
-    respond = () => ({ content: [{ text: 'Sorry.' }], stopReason: 'guardrail_intervened' });
+    respond = () => ({
+      content: [{ text: 'Sorry.' }],
+      stopReason: 'guardrail_intervened',
+      trace: { guardrail: { actionReason: 'Guardrail blocked.' } },
+    });
     const guarded = await s.settle((await s.submit(input('guardrail'))).id);
     expect(filtered.failures).toHaveLength(1);
     expect(filtered.failures[0]).toMatchObject({
@@ -213,7 +217,7 @@ describe('bedrock: refusals and errors', () => {
     expect(guarded.failures[0]).toMatchObject({
       code: 'GUARDRAIL_INTERVENED',
       retryable: false,
-      details: { stop_reason: 'guardrail_intervened' },
+      details: { stop_reason: 'guardrail_intervened', blocked_reason: 'Guardrail blocked.' },
     });
     expect([filtered.state, guarded.state]).toEqual(['failed', 'failed']);
     expect(requestsOf('filtered')).toHaveLength(1);

@@ -60,6 +60,8 @@ export interface InferenceReply {
   stop: StopKind;
   /** The API's own stop reason, for the job's log and failures. */
   stopReason: string;
+  /** Why the content was blocked, when the API says (a guardrail's action reason): never content. */
+  blockedReason?: string | undefined;
   usage: { promptTokens: number; completionTokens: number };
   /** Sizes of what went out and came back, in bytes (for the job's log). */
   requestBytes: number;
@@ -215,7 +217,12 @@ function judge(reply: InferenceReply, check: (v: unknown) => OutputIssue[]): Ver
       error: (usage) =>
         new JobError(code, `the model gave no output: ${what} (stop reason ${reply.stopReason})`, {
           retryable: false,
-          details: { ...stop, reason: reply.stop, usage },
+          details: {
+            ...stop,
+            reason: reply.stop,
+            ...(reply.blockedReason ? { blocked_reason: reply.blockedReason.slice(0, 500) } : {}),
+            usage,
+          },
         }),
     };
   }
