@@ -208,6 +208,24 @@ describe('offline', () => {
   });
 });
 
+describe('a token without write access (403)', () => {
+  it('fails without retry, naming the connection and never the token', async () => {
+    f = await startSmFakes();
+    const fakes = f;
+    putModel(fakes.s3, { 'config.json': '{}' });
+    fakes.hub.failNext('preupload', 403);
+    const executor = new SageMakerExecutor(loadSageMakerConfig(fakes.env));
+    const err = await executor
+      .execute(testJob('models_deliver_model', deliveryInput()), createTestContext().ctx)
+      .catch((e: unknown) => e);
+    await executor.close();
+    expect(err).toMatchObject({ code: 'HUB_AUTH', retryable: false, details: { status: 403 } });
+    expect((err as Error).message).toContain("connection 'conn-123'");
+    expect(JSON.stringify({ m: (err as Error).message, d: (err as any).details })).not.toContain(HUB_TOKEN);
+    expect(fakes.hub.calls.preupload).toBe(1);
+  });
+});
+
 describe('a delivery interrupted mid-way resumes', () => {
   it('after the LFS uploads: the next holder sends no object twice and makes one commit', async () => {
     f = await startSmFakes({}, { lfsThreshold: 1_000_000 });
