@@ -19,7 +19,7 @@ import type { Connection, ConnectionOptions, Pool, RowStatement } from 'snowflak
 import { JobError } from '../../src/executor/index.ts';
 import { backoffDelay, sleep } from '../../src/lib/retry.ts';
 import { readPassphrase, type SnowflakeConfig } from './config.ts';
-import { isSessionGone, snowflakeJobError } from './errors.ts';
+import { isSessionGone, scrub, snowflakeJobError } from './errors.ts';
 
 type Sdk = typeof import('snowflake-sdk');
 export type Bind = string | number | boolean | null;
@@ -137,7 +137,17 @@ export class SnowflakeClient {
         // The connection arrives later: give it back.
         acquiring.then((c) => pool.release(c)).catch(() => undefined);
         if (signal.aborted) throw signal.reason;
-        throw snowflakeJobError(err, `${what}: no connection`);
+        if (bound.aborted) {
+          throw new JobError(
+            'SNOWFLAKE_NETWORK',
+            `${what}: no connection within ${this.config.requestTimeoutMs} ms`,
+            {
+              retryable: true,
+            },
+          );
+        }
+        // snowflake-sdk's pool rethrows a login failure without its code: one direct login says why.
+        throw await this.whyNoConnection(warehouse, what, err, signal);
       }
       let discard = false;
       try {
@@ -164,6 +174,38 @@ export class SnowflakeClient {
         else await pool.release(conn).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * The failure of a login the pool could not make, with Snowflake's code (a refused key is
+   * `SNOWFLAKE_ACCESS_DENIED`, not retried), from one direct login; the pool's own error otherwise.
+   */
+  private async whyNoConnection(
+    warehouse: string,
+    what: string,
+    poolError: unknown,
+    signal: AbortSignal,
+  ): Promise<JobError> {
+    const conn = this.sdk.createConnection(this.options(warehouse));
+    const bound = AbortSignal.any([signal, AbortSignal.timeout(this.config.requestTimeoutMs)]);
+    try {
+      await abortable(
+        new Promise<void>((resolve, reject) => conn.connect((err) => (err ? reject(err) : resolve()))),
+        bound,
+      );
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      return snowflakeJobError(bound.aborted ? poolError : err, `${what}: cannot log in`);
+    }
+    // It worked this time: the pool's failure was transient. (The session is left to expire.)
+    conn.destroy(() => undefined);
+    return new JobError(
+      'SNOWFLAKE_NETWORK',
+      scrub(`${what}: no connection: ${(poolError as Error).message}`),
+      {
+        retryable: true,
+      },
+    );
   }
 
   /** Submits one statement asynchronously; resolves with its query id as soon as Snowflake has it. */

@@ -4,6 +4,7 @@
  * checkpoint and reattach rules, cancel, the session expiring, and each error class.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { scrub } from '../../executors/snowflake/errors.ts';
 import type { SnowflakeExecutor } from '../../executors/snowflake/executor.ts';
 import { snowflakeModule } from '../../executors/snowflake/index.ts';
 import { compareColumnStats, referenceColumnStats } from '../../src/executor/column-stats.ts';
@@ -11,7 +12,7 @@ import { JobAbort, JobError } from '../../src/executor/index.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import type { FakeSnowflake } from '../fakes/snowflake.ts';
 import { waitFor } from '../helpers.ts';
-import { snowflakeEnv, startFake } from './support.ts';
+import { keyFiles, snowflakeEnv, startFake } from './support.ts';
 
 let fake: FakeSnowflake;
 let ex: SnowflakeExecutor;
@@ -452,5 +453,52 @@ describe('the error table', () => {
       retryable: false,
       details: { snowflake_code: '000630' },
     });
+  });
+});
+
+describe('login', () => {
+  it('a key the user does not have is refused (390144): not retryable, and no secret in the failure', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const other = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    const file = join(keyFiles().dir, 'other_key.p8');
+    writeFileSync(file, other.privateKey);
+    const stranger = (await snowflakeModule.createExecutor(
+      snowflakeEnv(fake, {
+        DPO_SNOWFLAKE_PRIVATE_KEY_FILE: file,
+        DPO_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: '',
+      }),
+    )) as SnowflakeExecutor;
+    try {
+      const refused = fake.logins.refused.length;
+      const t = createTestContext();
+      const err = (await stranger
+        .execute(testJob('datasets_truncate_table', { dataset_id: 1 }), t.ctx)
+        .catch((e) => e)) as JobError;
+      expect(err).toMatchObject({
+        code: 'SNOWFLAKE_ACCESS_DENIED',
+        retryable: false,
+        details: { snowflake_code: '390144' },
+      });
+      expect(fake.logins.refused.length).toBeGreaterThan(refused);
+      expect(fake.logins.refused.at(-1)).toContain('bad signature');
+      const said = JSON.stringify({ m: err.message, d: err.details, lines: t.lines });
+      expect(said).not.toMatch(/PRIVATE KEY|eyJ[A-Za-z0-9_-]{10,}/);
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  it('scrubs anything shaped like a credential from messages', () => {
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.${'a'.repeat(40)}.${'b'.repeat(40)}`;
+    const out = scrub(
+      `failed: Snowflake Token="ST-123" password=hunter2 token: ${jwt} -----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----`,
+    );
+    expect(out).not.toMatch(/ST-123|hunter2|eyJhbGci|abc/);
   });
 });
