@@ -182,8 +182,9 @@ CREATE TABLE IF NOT EXISTS job_logs (
   msg TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs(job_id, seq);
-CREATE TABLE IF NOT EXISTS job_events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS job_event_log (
+  seq INTEGER PRIMARY KEY,
+  job_seq INTEGER NOT NULL,
   job_id TEXT NOT NULL,
   kind TEXT NOT NULL,
   state TEXT NOT NULL,
@@ -195,13 +196,13 @@ CREATE TABLE IF NOT EXISTS job_events (
   at INTEGER NOT NULL,
   data TEXT
 );
-CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
+CREATE INDEX IF NOT EXISTS job_event_log_job ON job_event_log(job_seq, seq);
 CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(json_extract(request_source, '$.job_id'))
   WHERE json_extract(request_source, '$.job_id') IS NOT NULL;
 `;
 
 /**
- * One entry of the job event log (`job_events`): every change of a job, in commit order. The console
+ * One entry of the job event log (`job_event_log`): every change of a job, in commit order. The console
  * streams it (SSE, `seq` is the event id a reconnecting client replays from) and draws a job's
  * timeline from it; the control plane's queue counters count it.
  */
@@ -418,8 +419,8 @@ export class JobStore {
         'SELECT seq, attempt, executor, ts, level, msg FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
       insertEvent: db.prepare(
-        `INSERT INTO job_events (job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+        `INSERT INTO job_event_log (job_seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
       ),
     };
   }
@@ -525,7 +526,8 @@ export class JobStore {
 
   /** The job event log after `afterSeq`, oldest first; of one job when `jobId` is given. */
   events(afterSeq: number, limit: number, jobId?: string): JobEvent[] {
-    const sql = `SELECT * FROM job_events WHERE seq > ?${jobId === undefined ? '' : ' AND job_id = ?'} ORDER BY seq LIMIT ?`;
+    const sql = `SELECT seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data
+      FROM job_event_log WHERE seq > ?${jobId === undefined ? '' : ' AND job_seq = (SELECT seq FROM jobs WHERE id = ?)'} ORDER BY seq LIMIT ?`;
     const params: SQLInputValue[] = jobId === undefined ? [afterSeq, limit] : [afterSeq, jobId, limit];
     return (this.cachedUpdate(sql).all(...params) as Array<Record<string, unknown>>).map((r) => ({
       ...(r as unknown as JobEvent),
@@ -564,7 +566,9 @@ export class JobStore {
 
   /** The newest entry of the job event log (0 when empty). */
   lastEventSeq(): number {
-    return (this.cachedUpdate('SELECT MAX(seq) AS s FROM job_events').get() as { s: number | null }).s ?? 0;
+    return (
+      (this.cachedUpdate('SELECT MAX(seq) AS s FROM job_event_log').get() as { s: number | null }).s ?? 0
+    );
   }
 
   /** Jobs each operator holds a lease on, by data plane and operator id. */
@@ -1139,6 +1143,7 @@ export class JobStore {
     const at = this.now();
     const dataText = data === null || data === undefined ? null : JSON.stringify(data);
     const { seq } = this.stmts.insertEvent.get(
+      row.seq,
       row.id,
       kind,
       row.state,
