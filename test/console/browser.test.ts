@@ -80,7 +80,7 @@ async function signIn(page: Page, token = cp!.adminToken) {
 }
 
 const rowIds = (page: Page) =>
-  page.$$eval('#jobs tr[data-id]', (rows) => rows.map((r) => (r as HTMLElement).dataset.id));
+  page.$$eval('#jobs tr[data-id]', (rows) => rows.map((r) => (r as any).dataset.id));
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
 
@@ -208,7 +208,7 @@ describe('the console in Chromium', () => {
     await c.op('POST', `/v1/jobs/${a.id}/complete`, { lease_token: lease, result: truncateResult });
     await page.waitForSelector('#job-state [data-state="completed"]');
     const kinds = await page.$$eval('#timeline tr[data-kind]', (rows) =>
-      rows.map((r) => (r as HTMLElement).dataset.kind),
+      rows.map((r) => (r as any).dataset.kind),
     );
     expect(kinds).toEqual(['created', 'claimed', 'progress', 'completed']);
     expect(await page.textContent('#data-input')).toContain('dataset_id');

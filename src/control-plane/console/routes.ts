@@ -142,7 +142,7 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
 
   // --- metrics -------------------------------------------------------------------------------------
   deps.onPublic('GET', '/metrics', (_req, res) => {
-    metrics.registry.metrics().then(
+    metrics.scrape().then(
       (text) => {
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);
