@@ -48,6 +48,7 @@ export const ERROR_TABLE: Readonly<Record<string, Row>> = {
   '390100': row('no_access', 'SNOWFLAKE_ACCESS_DENIED', false),
   '390144': row('no_access', 'SNOWFLAKE_ACCESS_DENIED', false),
   '390189': row('no_access', 'SNOWFLAKE_ACCESS_DENIED', false),
+  '390303': row('no_access', 'SNOWFLAKE_ACCESS_DENIED', false),
   // No (active) warehouse for the session.
   '000606': row('no_warehouse', 'SNOWFLAKE_NO_WAREHOUSE', false),
   // Quota: resource monitor, credit limits.

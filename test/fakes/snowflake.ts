@@ -3,7 +3,8 @@
  * the SQL it receives on DuckDB (in memory), so answers are computed, not canned.
  *
  * Endpoints: `POST /session/v1/login-request` (key-pair JWT verified against the registered public
- * key: RS256 signature, `iss` = ACCOUNT.USER.SHA256:<fingerprint>, `sub`, `exp` in ms; or a password),
+ * key: RS256 signature, `iss` = ACCOUNT.USER.SHA256:<fingerprint>, `sub`, `exp` in ms; an OAuth
+ * token; or a password),
  * `POST /queries/v1/query-request` (asyncExec answers code 333334 with the query id; otherwise the
  * result), `GET /monitoring/queries/{id}`, `GET /queries/{id}/result` (333333 while running; the
  * error of a failed query), `POST /queries/{id}/abort-request`, `POST /session?delete=true` (aborts
@@ -89,6 +90,8 @@ export interface FakeSnowflakeOptions {
   publicKeyPem?: string;
   /** Accepted for password logins (development only). */
   password?: string;
+  /** Accepted for OAUTH logins (the access token). */
+  oauthToken?: string;
   /** The database the DuckDB catalogue is named after (unqualified names resolve in it). */
   database: string;
 }
@@ -363,6 +366,10 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       if (d.AUTHENTICATOR === 'SNOWFLAKE_JWT') {
         const why = checkJwt(String(d.TOKEN ?? ''), publicKey, fingerprint, options);
         if (why) return refuse(`JWT token is invalid: ${why}`);
+      } else if (d.AUTHENTICATOR === 'OAUTH') {
+        if (options.oauthToken === undefined || d.TOKEN !== options.oauthToken) {
+          return refuse('Invalid OAuth access token.', '390303');
+        }
       } else if (options.password === undefined || d.PASSWORD !== options.password) {
         return refuse('Incorrect username or password was specified.', '390100');
       }

@@ -12,7 +12,7 @@ import { JobAbort, JobError } from '../../src/executor/index.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import type { FakeSnowflake } from '../fakes/snowflake.ts';
 import { waitFor } from '../helpers.ts';
-import { keyFiles, snowflakeEnv, startFake } from './support.ts';
+import { keyFiles, OAUTH_TOKEN, snowflakeEnv, startFake } from './support.ts';
 
 let fake: FakeSnowflake;
 let ex: SnowflakeExecutor;
@@ -500,5 +500,73 @@ describe('login', () => {
       `failed: Snowflake Token="ST-123" password=hunter2 token: ${jwt} -----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----`,
     );
     expect(out).not.toMatch(/ST-123|hunter2|eyJhbGci|abc/);
+  });
+});
+
+describe('the configuration in effect', () => {
+  it('caps the sample size and the rows read back, and runs a type on its own warehouse', async () => {
+    const capped = (await snowflakeModule.createExecutor(
+      snowflakeEnv(fake, {
+        DPO_SNOWFLAKE_MAX_SAMPLE_ROWS: '20',
+        DPO_SNOWFLAKE_SAMPLE_ROWS: '5',
+        DPO_SNOWFLAKE_MAX_RESULT_ROWS: '3',
+        DPO_SNOWFLAKE_WAREHOUSES: 'datasets_sample=SAMPLE_WH',
+      }),
+    )) as SnowflakeExecutor;
+    try {
+      const id = await createDataset();
+      await fake.sql(
+        `CREATE TABLE IF NOT EXISTS company_56.training_caps AS SELECT i AS signal, CASE WHEN i < 5 THEN 'a' ELSE 'b' END AS label FROM range(0, 10) t(i)`,
+      );
+      const go = (type: string, input: unknown) =>
+        capped.execute(testJob(type, input), createTestContext().ctx);
+      expect(await go('datasets_sample', { dataset_id: id, sample_size: 50 })).toMatchObject({ rows: 20 });
+      expect(await go('datasets_sample', { dataset_id: id })).toMatchObject({ rows: 5 });
+      const sampled = fake.executions(new RegExp(`DATASET_${id}_SAMPLE" AS SELECT`));
+      expect(sampled.map((q) => fake.sessions.get(q.sessionId)?.warehouse)).toEqual([
+        'SAMPLE_WH',
+        'SAMPLE_WH',
+      ]);
+      // Four rows per class of evaluation metrics: more than the three allowed.
+      const err = (await go('models_train_classifier', {
+        config: {
+          model_type: 'classification',
+          target_column: 'label',
+          feature_columns: ['signal'],
+          training_table: 'company_56.training_caps',
+          output_model_name: 'capped_model',
+        },
+      }).catch((e) => e)) as JobError;
+      expect(err).toMatchObject({ code: 'RESULT_TOO_LARGE', retryable: false });
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('logs in with an OAuth token file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const tokenFile = join(keyFiles().dir, 'oauth-token');
+    writeFileSync(tokenFile, `${OAUTH_TOKEN}\n`);
+    const oauth = (await snowflakeModule.createExecutor(
+      snowflakeEnv(fake, {
+        DPO_SNOWFLAKE_AUTHENTICATOR: 'OAUTH',
+        DPO_SNOWFLAKE_OAUTH_TOKEN_FILE: tokenFile,
+        DPO_SNOWFLAKE_PRIVATE_KEY_FILE: '',
+        DPO_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: '',
+      }),
+    )) as SnowflakeExecutor;
+    try {
+      const id = await createDataset();
+      const logins = fake.logins.ok;
+      expect(
+        await oauth.execute(testJob('datasets_truncate_table', { dataset_id: id }), createTestContext().ctx),
+      ).toEqual({
+        type: 'datasets_truncate_table',
+      });
+      expect(fake.logins.ok).toBeGreaterThan(logins);
+    } finally {
+      await oauth.close();
+    }
   });
 });

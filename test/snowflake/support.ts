@@ -41,11 +41,14 @@ export function keyFiles(): KeyFiles {
   return keys;
 }
 
+export const OAUTH_TOKEN = 'oauth-access-token-for-tests';
+
 export function startFake(): Promise<FakeSnowflake> {
   return startSnowflakeFake({
     account: ACCOUNT,
     user: USER,
     publicKeyPem: keyFiles().publicKeyPem,
+    oauthToken: OAUTH_TOKEN,
     database: DATABASE,
   });
 }
