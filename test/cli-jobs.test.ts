@@ -333,7 +333,9 @@ describe('jobs show', () => {
     expect(text).toMatch(/^executor +test-executor$/m);
     expect(text).toMatch(/^started +\d{4}-\d\d-\d\dT.* ago\)$/m);
     expect(text).toMatch(/^ended +\d{4}-/m);
-    expect(text).toMatch(/^progress +50% halfway$/m);
+    // Its last progress report (50% halfway) is stale once it completed: not shown.
+    expect(text).not.toMatch(/^progress/m);
+    expect(text).not.toContain('halfway');
     expect(text).toContain('result\n  {\n    "type": "datasets_truncate_table"\n  }');
     expect(text).not.toContain('lease');
 
@@ -362,7 +364,8 @@ describe('jobs wait', () => {
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe(`${id}  pending  attempt 0/3`);
     expect(lines).toContain(`${id}  running  attempt 1/3  50% halfway`);
-    expect(lines).toContain(`${id}  completed  attempt 1/3  50% halfway`);
+    // Completed: no stale progress on the last line.
+    expect(lines).toContain(`${id}  completed  attempt 1/3`);
     expect(r.stdout).toContain('"type": "datasets_truncate_table"');
     expect(r.stderr).toMatch(/^completed in /);
   });

@@ -8,6 +8,7 @@ import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
 import { DaemonEnv } from '../daemon/config.ts';
 import { ControlPlaneEnv } from './control-plane.ts';
 import { DevEnv } from './dev.ts';
+import { didYouMean } from './did-you-mean.ts';
 
 export interface ConfigSection {
   name: string;
@@ -48,29 +49,12 @@ export function secretVariables(): Set<string> {
   return new Set(CONFIG_SECTIONS.flatMap((s) => s.secretVars));
 }
 
-/** Levenshtein distance, for did-you-mean on misspelt variable names. */
-export function distance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0] as number;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j] as number;
-      d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length] as number;
-}
-
 /** One issue per name the product does not read, with the nearest known name when it is close. */
 export function unknownVariableIssues(names: Iterable<string>, known = knownVariables()): string[] {
   const issues: string[] = [];
   for (const name of names) {
     if (known.has(name)) continue;
-    const near = [...known].map((k) => [k, distance(name, k)] as const).sort((a, b) => a[1] - b[1])[0];
-    const hint = near && near[1] <= 3 ? ` (did you mean ${near[0]}?)` : '';
-    issues.push(`${name}: not a variable of dataplane-operator${hint}`);
+    issues.push(`${name}: not a variable of dataplane-operator${didYouMean(name, known)}`);
   }
   return issues;
 }

@@ -19,6 +19,7 @@ import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.
 import type { TrackedJob } from './dev-stack.ts';
 import { lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_URL } from './jobs/connection.ts';
+import { cliCommand } from './paths.ts';
 
 /**
  * Where a laptop differs from a deployment, the daemon's settings under `dev`: a few jobs at a time,
@@ -200,8 +201,9 @@ async function dev(opts: DevOpts): Promise<number> {
       stack.cp.url === DEFAULT_URL ? '' : `DPO_CONTROL_PLANE_URL=${stack.cp.url} `,
       dataDir === resolve(DEFAULT_DATA_DIR) ? '' : `DPO_DATA_DIR=${dataDir} `,
     ].join('');
-    say(`  ${vars}npm run --silent cli -- jobs submit examples/1-nql-forecast.json`);
-    say(`  ${vars}npm run --silent cli -- jobs wait <id>`);
+    const cli = cliCommand();
+    say(`  ${vars}${cli} jobs submit examples/1-nql-forecast.json`);
+    say(`  ${vars}${cli} jobs wait <id>`);
     say('Ctrl-C stops everything.');
     await new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
   }

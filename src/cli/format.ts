@@ -3,7 +3,8 @@
  * bar is written one way: durations, times, progress, failures, one-line summaries, tables, the
  * detail view of `jobs show`. Pure functions of a job and the clock; printing is the caller's.
  */
-import type { Job, StoredLogLine } from '../contract/index.ts';
+import { isTerminal, type Job, type StoredLogLine } from '../contract/index.ts';
+import { resultFailure } from '../lib/result.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Time
@@ -96,6 +97,11 @@ export function progressBar(fraction: number | undefined, width = 16): string {
 /** One short phrase on what is going on with the job, for tables and status lines. */
 export function detail(job: Job): string {
   switch (job.state) {
+    case 'completed': {
+      // Its progress is stale once it completed; a Failure result is what matters then.
+      const failure = resultFailure(job.result);
+      return failure === undefined ? '' : `Failure result: ${failure || '(no message)'}`;
+    }
     case 'failed':
       return lastFailure(job);
     case 'cancelled':
@@ -116,6 +122,8 @@ export function outcomeSummary(job: Job): string {
   if (job.state === 'completed') {
     const r = job.result as Record<string, unknown> | null;
     if (!r) return '';
+    const failure = resultFailure(r);
+    if (failure !== undefined) return `Failure result: ${failure || '(no message)'}`;
     if (typeof r.affected_rows === 'number') return `${r.affected_rows} rows affected`;
     if (r.snapshot_id !== undefined) return `snapshot ${r.snapshot_id}, ${r.rows_written ?? '?'} rows`;
     if (typeof r.rows === 'number' && r.type === 'success') return `≈ ${r.rows.toLocaleString('en-US')} rows`;
@@ -137,8 +145,30 @@ function describeSource(job: Job): string {
   return `api user${s.token_name ? ` (${s.token_name})` : ''}`;
 }
 
+/** Most lines of input `jobs show` prints, and most characters of each; `--full` prints it all. */
+export const INPUT_SHOWN_LINES = 40;
+export const INPUT_SHOWN_LINE_CHARS = 240;
+
+/**
+ * The JSON of `value` when it fits a screen (`maxLines` lines of at most `maxChars`), else its first
+ * lines, each cut at `maxChars`, and a last line saying what was left out.
+ */
+export function summariseJson(value: unknown, maxLines: number, maxChars = INPUT_SHOWN_LINE_CHARS): string {
+  const text = JSON.stringify(value, null, 2) ?? 'null';
+  const lines = text.split('\n');
+  if (lines.length <= maxLines && lines.every((l) => l.length <= maxChars)) return text;
+  const shown = lines
+    .slice(0, maxLines)
+    .map((l) =>
+      l.length <= maxChars ? l : `${l.slice(0, maxChars)}… (${l.length - maxChars} more characters)`,
+    );
+  const kib = (Buffer.byteLength(text) / 1024).toFixed(1);
+  const more = lines.length > maxLines ? `${lines.length - maxLines} more lines, ` : '';
+  return `${shown.join('\n')}\n… (${more}${kib} KiB in all; --full prints it all)`;
+}
+
 /** `jobs show`: everything a person asks about a job. The lease token is left out (it is a credential). */
-export function describeJob(job: Job): string {
+export function describeJob(job: Job, options: { full?: boolean } = {}): string {
   const rows: Array<[string, string]> = [
     ['id', job.id],
     ['type', job.type],
@@ -160,7 +190,12 @@ export function describeJob(job: Job): string {
   }
   if (job.lease) rows.push(['lease', `expires ${when(job.lease.expires_at)}`]);
   if (job.not_before) rows.push(['retry at', when(job.not_before)]);
-  if (job.progress) rows.push(['progress', progressText(job) || JSON.stringify(job.progress)]);
+  // A job that has ended has no progress worth showing: its last report is stale.
+  if (job.progress && !isTerminal(job.state)) {
+    rows.push(['progress', progressText(job) || JSON.stringify(job.progress)]);
+  }
+  const failedResult = job.state === 'completed' ? resultFailure(job.result) : undefined;
+  if (failedResult !== undefined) rows.push(['outcome', `Failure result: ${failedResult || '(no message)'}`]);
   if (job.checkpoint) rows.push(['checkpoint', JSON.stringify(job.checkpoint)]);
   if (job.cancellation_reason) rows.push(['cancel reason', job.cancellation_reason]);
   const lines = rows.map(([k, v]) => `${k.padEnd(13)} ${v}`);
@@ -177,7 +212,14 @@ export function describeJob(job: Job): string {
       }
     }
   }
-  lines.push('input', indent(JSON.stringify(job.input, null, 2) ?? 'null'));
+  lines.push(
+    'input',
+    indent(
+      options.full
+        ? (JSON.stringify(job.input, null, 2) ?? 'null')
+        : summariseJson(job.input, INPUT_SHOWN_LINES),
+    ),
+  );
   if (job.result !== null) lines.push('result', indent(JSON.stringify(job.result, null, 2)));
   return lines.join('\n');
 }

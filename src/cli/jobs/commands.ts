@@ -11,7 +11,11 @@ import { catalogue, JOB_TYPES } from '../../catalogue/index.ts';
 import { UserClient } from '../../client/user-client.ts';
 import { isTerminal, JOB_STATES, type Job, MAX_WAIT_MS, SubmitJobRequest } from '../../contract/index.ts';
 import { parseJsonLossless } from '../../contract/json.ts';
+import { userPath } from '../../lib/config.ts';
+import { resultFailure } from '../../lib/result.ts';
+import { didYouMean } from '../did-you-mean.ts';
 import { ago, clip, describeJob, detail, duration, formatLogLine, lastFailure, table } from '../format.ts';
+import { parseDuration } from '../paths.ts';
 import { type ConnectionOpts, DEFAULT_URL, resolveToken, resolveUrl } from './connection.ts';
 import { EXIT, exitFor, Interrupted, reportError, UsageError } from './exit-codes.ts';
 
@@ -41,6 +45,34 @@ const json = (v: unknown): void => out(JSON.stringify(v));
 
 // ---------------------------------------------------------------------------------------------
 // Arguments and the action wrapper
+
+/** A commander parser for a duration option: `500ms`, `5s`, `2m`, `1h`, `1m30s`, or milliseconds. */
+const durationArg =
+  (name: string) =>
+  (v: string): number => {
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      throw new InvalidArgumentError(`${name}: ${(e as Error).message}`);
+    }
+  };
+
+/** Job ids are UUIDs: anything else is a usage error (exit 2), not a 404 from the server. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function jobId(id: string): string {
+  if (!UUID.test(id)) {
+    throw new UsageError(`'${id}' is not a job id (a UUID such as 0b5d3f7e-8c1a-4f8e-9a52-3c7d2e1f6a90)`);
+  }
+  return id.toLowerCase();
+}
+
+/** Refuses a job type the catalogue does not have, with the nearest name. */
+function knownType(type: string, flag: string): void {
+  if ((JOB_TYPES as readonly string[]).includes(type)) return;
+  throw new UsageError(
+    `${flag}: unknown job type '${type}'${didYouMean(type, JOB_TYPES)} (jobs submit --help lists them)`,
+  );
+}
 
 /** A commander parser for an integer option in [min, max]. */
 const intArg =
@@ -159,7 +191,8 @@ The token is the first found of --token, --token-file, DPO_API_TOKEN, DPO_API_TO
 also accepted after the subcommand.
 
 Exit codes: 0 ok (wait: completed), 1 API or network error, 2 usage error,
-3 failed, 4 cancelled, 5 wait --timeout passed, 130 interrupted.`;
+3 failed, 4 cancelled, 5 wait --timeout passed, 6 wait: completed with a Failure
+result (nql-forecast), 130 interrupted.`;
 
 export function registerJobsCommand(program: Command): void {
   const jobs = withCommonOptions(
@@ -201,7 +234,7 @@ export function registerJobsCommand(program: Command): void {
         text = await readStdin(ctx.signal);
       } else {
         try {
-          text = readFileSync(file, 'utf8');
+          text = readFileSync(userPath(file), 'utf8');
         } catch (e) {
           throw new UsageError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
         }
@@ -222,6 +255,8 @@ export function registerJobsCommand(program: Command): void {
         ...(o.idempotencyKey !== undefined ? { idempotency_key: o.idempotencyKey } : {}),
         ...(o.maxAttempts !== undefined ? { max_attempts: o.maxAttempts } : {}),
       };
+      if (typeof req.type === 'string')
+        knownType(req.type, o.type !== undefined ? '--type' : `${source}: type`);
       const parsed = SubmitJobRequest.safeParse(req);
       if (!parsed.success) {
         const flags: Record<string, string> = {
@@ -276,6 +311,7 @@ export function registerJobsCommand(program: Command): void {
         cursor?: string;
         all?: boolean;
       };
+      for (const t of (o.type ?? '').split(',').filter(Boolean)) knownType(t, '--type');
       if (o.state !== undefined) {
         const bad = o.state.split(',').filter((s) => s && !(JOB_STATES as readonly string[]).includes(s));
         if (bad.length > 0) {
@@ -330,17 +366,18 @@ export function registerJobsCommand(program: Command): void {
   const show = withCommonOptions(
     jobs
       .command('show <id>')
-      .description('Show everything about one job.')
+      .description('Show everything about one job (an input longer than a screen is summarised).')
+      .option('--full', 'print the whole input, however large')
       .option('--web', "print only the job's page in the control plane's web console"),
   );
   show.action(
     action(show, async (ctx, id: string) => {
-      const job = await ctx.client.get(id, ctx.signal);
+      const job = await ctx.client.get(jobId(id), ctx.signal);
       // The console's address of a job; the token is never part of it (the page asks for it).
       const link = `${ctx.client.url}/console#/jobs/${job.id}`;
       if (show.opts().web === true) out(link);
       else if (ctx.json) json(job);
-      else out(`${describeJob(job)}\n${'console'.padEnd(13)} ${link}`);
+      else out(`${describeJob(job, { full: show.opts().full === true })}\n${'console'.padEnd(13)} ${link}`);
       return EXIT.ok;
     }),
   );
@@ -350,9 +387,13 @@ export function registerJobsCommand(program: Command): void {
     jobs
       .command('wait <id>')
       .description(
-        'Show state and progress until the job ends. Exit 0 completed, 3 failed, 4 cancelled, 5 timed out.',
+        'Show state and progress until the job ends. Exit 0 completed, 3 failed, 4 cancelled, 5 timed out, 6 completed with a Failure result.',
       )
-      .option('--timeout <ms>', 'give up after this many milliseconds (default: never)', intArg('--timeout')),
+      .option(
+        '--timeout <duration>',
+        'give up after this long: 30s, 5m, 1h, 1m30s, or milliseconds (default: never)',
+        durationArg('--timeout'),
+      ),
   ).addHelpText(
     'after',
     '\nOn a terminal the status line is redrawn in place; otherwise each change is printed on its own line.\n' +
@@ -364,6 +405,7 @@ export function registerJobsCommand(program: Command): void {
       const started = Date.now();
       const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : started + timeout;
       const status = new StatusLine(!ctx.json, process.stdout.isTTY === true);
+      id = jobId(id);
       let job = await ctx.client.get(id, ctx.signal);
       try {
         for (;;) {
@@ -377,11 +419,17 @@ export function registerJobsCommand(program: Command): void {
       } finally {
         status.end();
       }
+      const failedResult = job.state === 'completed' ? resultFailure(job.result) : undefined;
       if (ctx.json) json(job);
       else if (job.state === 'completed') {
-        err(
-          `completed${job.started_at && job.ended_at ? ` in ${duration(Date.parse(job.ended_at) - Date.parse(job.started_at))}` : ''}`,
-        );
+        const took =
+          job.started_at && job.ended_at
+            ? ` in ${duration(Date.parse(job.ended_at) - Date.parse(job.started_at))}`
+            : '';
+        // The job completed (the query ran and answered), but its answer is a failure: say so.
+        if (failedResult !== undefined)
+          err(`completed${took}, with a Failure result: ${failedResult || '(no message)'}`);
+        else err(`completed${took}`);
         if (job.result !== null) out(JSON.stringify(job.result, null, 2));
       } else if (job.state === 'failed') {
         const f = lastFailure(job);
@@ -391,7 +439,7 @@ export function registerJobsCommand(program: Command): void {
       } else {
         err(`timed out after ${duration(Date.now() - started)}: the job is still ${job.state}`);
       }
-      return exitFor(job.state);
+      return failedResult !== undefined ? EXIT.resultFailure : exitFor(job.state);
     }),
   );
 
@@ -405,7 +453,7 @@ export function registerJobsCommand(program: Command): void {
   cancel.action(
     action(cancel, async (ctx, id: string) => {
       const { reason } = cancel.opts() as { reason?: string };
-      const r = await ctx.client.cancel(id, reason, ctx.signal);
+      const r = await ctx.client.cancel(jobId(id), reason, ctx.signal);
       if (ctx.json) json(r);
       else if (r.outcome === 'cancelled') out(`cancelled: job ${r.job.id} is cancelled`);
       else if (r.outcome === 'cancellation_requested') {
@@ -425,7 +473,7 @@ export function registerJobsCommand(program: Command): void {
   reschedule.action(
     action(reschedule, async (ctx, id: string) => {
       const { force } = reschedule.opts() as { force?: boolean };
-      const r = await ctx.client.reschedule(id, force === true, ctx.signal);
+      const r = await ctx.client.reschedule(jobId(id), force === true, ctx.signal);
       if (ctx.json) json(r);
       else if (r.outcome === 'rescheduled') out(`rescheduled: job ${r.job.id} is ${r.job.state}`);
       else out(`skipped_terminal: job ${r.job.id} has ended (${r.job.state}); pass --force to run it again`);
@@ -443,6 +491,7 @@ export function registerJobsCommand(program: Command): void {
   logs.action(
     action(logs, async (ctx, id: string) => {
       const { follow } = logs.opts() as { follow?: boolean };
+      id = jobId(id);
       let after = 0;
       const drain = async () => {
         for (;;) {

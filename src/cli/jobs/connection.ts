@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, readSecretFile } from '../../lib/config.ts';
+import { ConfigError, readSecretFile, userPath } from '../../lib/config.ts';
 import { UsageError } from './exit-codes.ts';
 
 /** The bundled control plane's address when nothing else is said. */
@@ -64,7 +64,7 @@ export function resolveToken(o: ConnectionOpts, env: NodeJS.ProcessEnv = process
 function findToken(o: ConnectionOpts, env: NodeJS.ProcessEnv): string {
   if (o.token && o.tokenFile) throw new UsageError('pass --token or --token-file, not both');
   if (o.token) return o.token.trim();
-  if (o.tokenFile) return readTokenFile(o.tokenFile, '--token-file');
+  if (o.tokenFile) return readTokenFile(userPath(o.tokenFile), '--token-file');
   for (const name of ['DPO_API_TOKEN', 'DPO_API_TOKEN_FILE'] as const) {
     const value = env[name]?.trim();
     if (!value) continue;

@@ -1,11 +1,13 @@
 /**
  * The exit codes of `jobs` and the mapping from what went wrong to a message and a code. Scripts
  * branch on the code, so each outcome has its own: 0 ok (for `wait`: completed), 1 API or network
- * error, 2 usage error, 3 failed, 4 cancelled, 5 `wait --timeout` passed, 130 interrupted.
+ * error, 2 usage error, 3 failed, 4 cancelled, 5 `wait --timeout` passed, 6 completed with a result
+ * that reports a failure (nql-forecast `{type: "Failure"}`), 130 interrupted.
  * Messages go to stderr and never carry the token.
  */
 import { explainFailure, type FailureKind } from '../../client/explain.ts';
 import type { JobState } from '../../contract/index.ts';
+import { cliCommand } from '../paths.ts';
 
 export const EXIT = {
   ok: 0,
@@ -14,6 +16,8 @@ export const EXIT = {
   failed: 3,
   cancelled: 4,
   timeout: 5,
+  /** `wait`: the job completed, and its result reports a failure (nql-forecast `{type: "Failure"}`). */
+  resultFailure: 6,
   interrupted: 130,
 } as const;
 
@@ -45,8 +49,7 @@ const HINTS: Partial<Record<FailureKind, string>> = {
   unauthorized:
     'hint: pass an admin token of this control plane with --token or --token-file (DPO_API_TOKEN, DPO_API_TOKEN_FILE)',
   forbidden: "hint: `jobs` needs an admin token, not an operator's (is DPO_API_TOKEN the daemon's token?)",
-  unreachable:
-    'hint: is the control plane running? Start one with `dataplane-operator control-plane`, or pass --url',
+  unreachable: `hint: is the control plane running? Start one with \`${cliCommand()} control-plane\`, or pass --url`,
   protocol: 'hint: is --url the control plane (contract v1)?',
 };
 
