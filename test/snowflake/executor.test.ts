@@ -228,6 +228,20 @@ describe('every job type', () => {
   });
 });
 
+it('a model type it cannot train is INVALID_INPUT', async () => {
+  const config = {
+    model_type: 'regression',
+    target_column: 'y',
+    feature_columns: ['x'],
+    training_table: 't',
+    output_model_name: 'm',
+  };
+  await expect(run('models_train_classifier', { config }).done).rejects.toMatchObject({
+    code: 'INVALID_INPUT',
+    retryable: false,
+  });
+});
+
 describe('submit once, reattach', () => {
   it('checkpoints the query id, and a claim with it reattaches without submitting again', async () => {
     const id = await createDataset();
