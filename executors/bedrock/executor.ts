@@ -148,7 +148,23 @@ export class BedrockExecutor implements Executor {
     this.#client.destroy();
   }
 
+  /**
+   * Native structured output supports a subset of JSON Schema that varies by model: a schema it
+   * refuses (ValidationException) is asked again, once, with the forced tool instead.
+   */
   async #send(call: InferenceCall): Promise<InferenceReply> {
+    if (call.model.structuredOutput !== 'native') return this.#converse(call);
+    try {
+      return await this.#converse(call);
+    } catch (err) {
+      if ((err as { name?: string })?.name !== 'ValidationException' || call.signal.aborted) throw err;
+      const reply = await this.#converse({ ...call, model: { ...call.model, structuredOutput: 'tool' } });
+      reply.structuredOutput = 'tool (native refused)';
+      return reply;
+    }
+  }
+
+  async #converse(call: InferenceCall): Promise<InferenceReply> {
     const request = converseRequest(call);
     const out = await this.#client.send(new ConverseCommand(request), { abortSignal: call.signal });
     const content = out.output?.message?.content ?? [];
@@ -163,6 +179,7 @@ export class BedrockExecutor implements Executor {
       },
       requestBytes: Buffer.byteLength(JSON.stringify(request)),
       responseBytes: 0,
+      structuredOutput: call.model.structuredOutput,
     };
     if (call.model.structuredOutput === 'tool') {
       const use = content.find((b) => b.toolUse?.name === OUTPUT_TOOL)?.toolUse;

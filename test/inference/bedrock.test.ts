@@ -132,6 +132,39 @@ describe('bedrock: valid output', () => {
   });
 });
 
+describe('bedrock: native structured output refused', () => {
+  it('a schema the model refuses natively is asked again, once, with the forced tool', async () => {
+    respond = (req) =>
+      req.body.outputConfig
+        ? {
+            status: 400,
+            errorType: 'ValidationException',
+            message: 'The provided JSON schema is not supported',
+          }
+        : answer(req, seedOutput);
+    const job = await s.submit(input('native-refused'));
+    const done = await s.settle(job.id);
+    expect(done.state, JSON.stringify(done.failures)).toBe('completed');
+    expect(done.result).toMatchObject({ structured_output: seedOutput });
+    const reqs = requestsOf('native-refused');
+    expect(reqs.map((r) => (r.body.outputConfig ? 'native' : r.body.toolConfig ? 'tool' : '?'))).toEqual([
+      'native',
+      'tool',
+    ]);
+    const line = s.daemonLog.find((l) => l.includes(job.id) && l.includes('"inference call"'));
+    expect(JSON.parse(line as string)).toMatchObject({ structured_output: 'tool (native refused)' });
+  });
+
+  it('a ValidationException in tool mode too fails the job, not retryably, after those two calls', async () => {
+    respond = () => ({ status: 400, errorType: 'ValidationException', message: 'Malformed input request' });
+    const done = await s.settle((await s.submit(input('invalid-both'))).id);
+    expect(done.state).toBe('failed');
+    expect(done.failures[0]).toMatchObject({ code: 'AWS_REQUEST_REJECTED', retryable: false });
+    expect(done.failures[0]?.message).toContain('ValidationException: Malformed input request');
+    expect(requestsOf('invalid-both')).toHaveLength(2);
+  });
+});
+
 describe('bedrock: repair', () => {
   it('one repair that succeeds: the errors go to the model, usage is summed over both calls', async () => {
     let n = 0;

@@ -60,6 +60,8 @@ export interface InferenceReply {
   stop: StopKind;
   /** The API's own stop reason, for the job's log and failures. */
   stopReason: string;
+  /** How structured output was asked for, for the job's log (`tool (native refused)`, say). */
+  structuredOutput?: string | undefined;
   /** Why the content was blocked, when the API says (a guardrail's action reason): never content. */
   blockedReason?: string | undefined;
   usage: { promptTokens: number; completionTokens: number };
@@ -161,6 +163,7 @@ export async function runInference(
         model: model.name,
         call: attempt,
         stop_reason: reply.stopReason,
+        structured_output: reply.structuredOutput ?? model.structuredOutput,
         request_bytes: reply.requestBytes,
         response_bytes: reply.responseBytes,
         prompt_tokens: reply.usage.promptTokens,
