@@ -79,6 +79,8 @@ async function signIn(page: Page, token = cp!.adminToken) {
   await page.click('#sign-in');
 }
 
+/** Waits on a condition in the page (bounded; generous for a loaded 2-core CI machine). */
+const poll = <T>(fn: () => Promise<T>) => expect.poll(fn, { timeout: 8_000, interval: 50 });
 const rowIds = (page: Page) =>
   page.$$eval('#jobs tr[data-id]', (rows) => rows.map((r) => (r as any).dataset.id));
 const shot = (page: Page, name: string) =>
@@ -90,9 +92,9 @@ describe('the console in Chromium', () => {
     await c.submit(TRUNCATE, truncateInput(1));
     const page = await newPage();
     await signIn(page, 'not-the-token');
-    await expect.poll(() => page.textContent('#login-error')).toContain('refused');
+    await poll(() => page.textContent('#login-error')).toContain('refused');
     await signIn(page, cp!.operatorToken);
-    await expect.poll(() => page.textContent('#login-error')).toContain('not an admin token');
+    await poll(() => page.textContent('#login-error')).toContain('not an admin token');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     expect(await page.$('#jobs')).toBeNull();
     await shot(page, 'refused');
@@ -117,13 +119,13 @@ describe('the console in Chromium', () => {
       if (new URL(r.url()).pathname === '/v1/jobs') listRequests.push(r.url());
     });
     await signIn(page);
-    await expect.poll(() => page.textContent('#count')).toBe('0 jobs');
+    await poll(() => page.textContent('#count')).toBe('0 jobs');
     await page.waitForSelector('#live.on');
 
     const a = await c.submit(TRUNCATE, truncateInput(1), { company_id: 4242 });
     await c.submit(TRUNCATE, truncateInput(2), { company_id: 1 }); // filtered out
     const b = await c.submit(TRUNCATE, truncateInput(3), { company_id: 4242 });
-    await expect.poll(() => rowIds(page)).toEqual([b.id, a.id]);
+    await poll(() => rowIds(page)).toEqual([b.id, a.id]);
     await c.claim(a.id);
     await page.waitForSelector(`#jobs tr[data-id="${a.id}"] [data-state="running"]`);
     expect(await page.textContent(`#jobs tr[data-id="${a.id}"] .executor`)).toBe('test-executor');
@@ -157,20 +159,20 @@ describe('the console in Chromium', () => {
     await c.user('POST', `/v1/jobs/${d.id}/cancel`, {});
     const page = await newPage('#/jobs?company_id=77');
     await signIn(page);
-    await expect.poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
+    await poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
 
     await page.selectOption('#f-state', 'cancelled');
-    await expect.poll(() => rowIds(page)).toEqual([d.id]);
+    await poll(() => rowIds(page)).toEqual([d.id]);
     await page.selectOption('#f-state', '');
     await page.selectOption('#f-type', 'datasets_sample');
-    await expect.poll(() => rowIds(page)).toEqual([b.id]);
+    await poll(() => rowIds(page)).toEqual([b.id]);
     await page.selectOption('#f-type', '');
     await page.fill('#f-company_id', '78');
     await page.press('#f-company_id', 'Enter');
-    await expect.poll(() => rowIds(page)).toHaveLength(1);
+    await poll(() => rowIds(page)).toHaveLength(1);
     await page.fill('#f-data_plane_id', cp!.otherDataPlaneId);
     await page.press('#f-data_plane_id', 'Enter');
-    await expect.poll(() => page.textContent('#count')).toBe('0 jobs');
+    await poll(() => page.textContent('#count')).toBe('0 jobs');
     expect(page.url()).toContain(`data_plane_id=${cp!.otherDataPlaneId}`);
     await shot(page, 'filters');
 
@@ -179,6 +181,22 @@ describe('the console in Chromium', () => {
     await page.waitForSelector('#timeline');
     expect(page.url()).toContain(`#/jobs/${a.id}`);
     expect(await page.textContent('h2')).toContain(a.id);
+  });
+
+  it('pages through the list with a keyset cursor', async () => {
+    const c = await setup();
+    const ids: string[] = [];
+    for (let i = 0; i < 53; i++)
+      ids.push((await c.submit(TRUNCATE, truncateInput(i + 1), { company_id: 91 })).id);
+    const page = await newPage('#/jobs?company_id=91');
+    await signIn(page);
+    await poll(() => rowIds(page)).toEqual(ids.slice(3).reverse());
+    await page.click('#next-page');
+    await poll(() => rowIds(page)).toEqual(ids.slice(0, 3).reverse());
+    expect(page.url()).toMatch(/cursor=/);
+    expect(await page.$('#next-page')).toBeNull();
+    await page.click('#newest');
+    await poll(() => rowIds(page)).toHaveLength(50);
   });
 
   it("shows a job's timeline and its log, live", async () => {
@@ -196,7 +214,7 @@ describe('the console in Chromium', () => {
       lease_token: lease,
       lines: [line('truncating dataset 1')],
     });
-    await expect.poll(() => page.textContent('#log')).toContain('truncating dataset 1');
+    await poll(() => page.textContent('#log')).toContain('truncating dataset 1');
     await c.op('POST', `/v1/jobs/${a.id}/checkpoint`, {
       lease_token: lease,
       progress: { fraction: 0.5, message: 'half way' },
@@ -204,7 +222,7 @@ describe('the console in Chromium', () => {
     await page.waitForSelector('#timeline tr[data-kind="progress"]');
     expect(await page.textContent('#timeline tr[data-kind="progress"]')).toContain('50 % · half way');
     await c.op('POST', `/v1/jobs/${a.id}/logs`, { lease_token: lease, lines: [line('done')] });
-    await expect.poll(() => page.textContent('#log')).toContain('done');
+    await poll(() => page.textContent('#log')).toContain('done');
     await c.op('POST', `/v1/jobs/${a.id}/complete`, { lease_token: lease, result: truncateResult });
     await page.waitForSelector('#job-state [data-state="completed"]');
     const kinds = await page.$$eval('#timeline tr[data-kind]', (rows) =>
