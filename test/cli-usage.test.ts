@@ -167,6 +167,31 @@ describe('nql-forecast Failure results, completed jobs, large inputs', () => {
   });
 });
 
+describe('jobs wait on a job no operator serves', () => {
+  it('says so after a while, from what the control plane knows of the operators', async () => {
+    // Nobody polls the other data plane; on ours, an operator polls for another type only.
+    const nobody = await c.submit(TRUNCATE, { dataset_id: 11 }, { data_plane_id: cp.otherDataPlaneId });
+    const poll = await c.poll({ job_types: ['datasets_sample'], capacity: 1 });
+    expect(poll.status).toBe(200);
+    const otherType = await c.submit(TRUNCATE, { dataset_id: 12 });
+    const [a, b] = await Promise.all([
+      cli(['wait', nobody.id, '--unserved-after', '200ms', '--timeout', '3s']),
+      cli(['wait', otherType.id, '--unserved-after', '200ms', '--timeout', '3s']),
+    ]);
+    expect(a.code).toBe(5);
+    expect(a.stderr).toContain(
+      `note: no operator serves ${TRUNCATE} on data plane ${cp.otherDataPlaneId}: no live operator polls data plane ${cp.otherDataPlaneId}`,
+    );
+    expect(b.code).toBe(5);
+    expect(b.stderr).toMatch(
+      new RegExp(
+        `note: no operator serves ${TRUNCATE} on data plane ${cp.dataPlaneId}: the 1 live operator\\(s\\) there serve datasets_sample`,
+      ),
+    );
+    expect(a.stderr.match(/note: /g)).toHaveLength(1);
+  });
+});
+
 describe('hints name a command the user can run', () => {
   it('npm run, then a linked dataplane-operator on the PATH, then node and the script', () => {
     expect(cliCommand({ npm_lifecycle_event: 'dev', npm_package_name: 'dataplane-operator' })).toBe(

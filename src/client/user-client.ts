@@ -11,7 +11,7 @@
  * - an abort of the caller's signal rejects with the signal's reason.
  */
 import { Agent, request } from 'undici';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   CancelJobResponse,
   Job,
@@ -36,6 +36,20 @@ export interface UserClientOptions {
 }
 
 /** Filters of `GET /v1/jobs`; `state` and `type` take one value or a comma-separated list. */
+/** What `GET /v1/operators` says of each operator, as far as the CLI reads it. */
+export const OperatorsSeen = z.object({
+  operators: z.array(
+    z.looseObject({
+      executor_id: z.string(),
+      data_plane_id: z.string(),
+      job_types: z.array(z.string()),
+      stale: z.boolean(),
+      last_poll_at: z.string(),
+    }),
+  ),
+});
+export type OperatorsSeen = z.infer<typeof OperatorsSeen>;
+
 export type ListQuery = { [K in keyof z.input<typeof ListJobsQuery>]?: string | number | undefined };
 
 export interface LogsQuery {
@@ -110,6 +124,14 @@ export class UserClient {
     if (query.limit !== undefined) qs.set('limit', String(query.limit));
     const path = `${jobPath(id)}/logs${qs.size > 0 ? `?${qs}` : ''}`;
     return (await this.call('GET', path, undefined, LogsResponse, { signal })).body;
+  }
+
+  /**
+   * The operators the control plane has seen polling (`GET /v1/operators`, admin): which data plane
+   * and job types each serves, and whether it is stale. Older control planes answer 404.
+   */
+  async operators(signal?: AbortSignal): Promise<OperatorsSeen> {
+    return (await this.call('GET', '/v1/operators', undefined, OperatorsSeen, { signal })).body;
   }
 
   /** Closes the connections. The client cannot be used afterwards. */

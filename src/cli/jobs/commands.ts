@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, type CommanderError, InvalidArgumentError } from 'commander';
 import { catalogue, JOB_TYPES } from '../../catalogue/index.ts';
-import { UserClient } from '../../client/user-client.ts';
+import { ApiError, type OperatorsSeen, UserClient } from '../../client/user-client.ts';
 import { isTerminal, JOB_STATES, type Job, MAX_WAIT_MS, SubmitJobRequest } from '../../contract/index.ts';
 import { parseJsonLossless } from '../../contract/json.ts';
 import { userPath } from '../../lib/config.ts';
@@ -393,6 +393,11 @@ export function registerJobsCommand(program: Command): void {
         '--timeout <duration>',
         'give up after this long: 30s, 5m, 1h, 1m30s, or milliseconds (default: never)',
         durationArg('--timeout'),
+      )
+      .option(
+        '--unserved-after <duration>',
+        'while the job is pending this long, check that an operator serves its type and data plane (default 10s)',
+        durationArg('--unserved-after'),
       ),
   ).addHelpText(
     'after',
@@ -401,7 +406,11 @@ export function registerJobsCommand(program: Command): void {
   );
   wait.action(
     action(wait, async (ctx, id: string) => {
-      const { timeout } = wait.opts() as { timeout?: number };
+      const { timeout, unservedAfter = UNSERVED_AFTER_MS } = wait.opts() as {
+        timeout?: number;
+        unservedAfter?: number;
+      };
+      const unserved = new UnservedCheck(ctx, unservedAfter);
       const started = Date.now();
       const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : started + timeout;
       const status = new StatusLine(!ctx.json, process.stdout.isTTY === true);
@@ -411,6 +420,11 @@ export function registerJobsCommand(program: Command): void {
         for (;;) {
           status.show(job, Date.now() - started);
           if (isTerminal(job.state)) break;
+          const note = await unserved.check(job);
+          if (note) {
+            status.end();
+            err(note);
+          }
           const left = deadline - Date.now();
           if (left <= 0) break;
           // Long-poll: answers at once when the job ends, else after a moment with the job as it stands.
@@ -510,6 +524,64 @@ export function registerJobsCommand(program: Command): void {
       }
     }),
   );
+}
+
+/** How long a job stays pending before `wait` checks that some operator serves it. */
+const UNSERVED_AFTER_MS = 10_000;
+
+/**
+ * `wait` on a job nobody serves would wait forever in silence: once the job has been pending for a
+ * while, ask the control plane which operators poll (`GET /v1/operators`) and say so, once, when none
+ * that is live serves the job's type on its data plane. Checked again every `afterMs` while pending.
+ */
+class UnservedCheck {
+  private pendingSince: number | undefined;
+  private lastCheck = 0;
+  private said = false;
+  private unsupported = false;
+  private readonly ctx: Ctx;
+  private readonly afterMs: number;
+
+  constructor(ctx: Ctx, afterMs: number) {
+    this.ctx = ctx;
+    this.afterMs = afterMs;
+  }
+
+  async check(job: Job): Promise<string | undefined> {
+    if (job.state !== 'pending') {
+      this.pendingSince = undefined;
+      return undefined;
+    }
+    const now = Date.now();
+    this.pendingSince ??= now;
+    if (
+      this.said ||
+      this.unsupported ||
+      now - this.pendingSince < this.afterMs ||
+      now - this.lastCheck < this.afterMs
+    ) {
+      return undefined;
+    }
+    this.lastCheck = now;
+    let seen: OperatorsSeen;
+    try {
+      seen = await this.ctx.client.operators(this.ctx.signal);
+    } catch (e) {
+      // An older control plane without the endpoint, or a token that may not read it: stay quiet.
+      if (e instanceof ApiError) this.unsupported = true;
+      return undefined;
+    }
+    const live = seen.operators.filter((o) => !o.stale);
+    const onPlane = live.filter((o) => job.data_plane_id === null || o.data_plane_id === job.data_plane_id);
+    if (onPlane.some((o) => o.job_types.includes(job.type))) return undefined;
+    this.said = true;
+    const where = job.data_plane_id === null ? 'any data plane' : `data plane ${job.data_plane_id}`;
+    const others =
+      onPlane.length > 0
+        ? `the ${onPlane.length} live operator(s) there serve ${[...new Set(onPlane.flatMap((o) => o.job_types))].sort().join(', ')}`
+        : `no live operator polls ${where}${live.length > 0 ? ` (live ones serve ${[...new Set(live.map((o) => o.data_plane_id))].sort().join(', ')})` : ''}`;
+    return `note: no operator serves ${job.type} on ${where}: ${others}. The job stays pending until one does (enable an executor for ${job.type} there).`;
+  }
 }
 
 /** The live status of `wait`: one line redrawn in place on a terminal, a line per change otherwise. */
