@@ -96,8 +96,12 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
     terminal() {},
     changed(event: JobEvent) {
       metrics.count(event);
+      if (eventStreams.size === 0) return;
+      // This runs after each commit, on the request's path: serialize once for every stream.
+      const json = JSON.stringify(event);
       for (const [stream, filter] of eventStreams) {
-        if (filter.jobId === undefined || filter.jobId === event.job_id) stream.send(event.seq, 'job', event);
+        if (filter.jobId === undefined || filter.jobId === event.job_id)
+          stream.sendJson(event.seq, 'job', json);
       }
     },
     logged(jobId: string) {

@@ -13,6 +13,8 @@ export const HEARTBEAT_MS = 15_000;
 export interface SseStream {
   /** Sends one event; false when the stream is closed (or was just closed for falling behind). */
   send(id: number | null, event: string, data: unknown): boolean;
+  /** {@link SseStream.send} with the data already serialized (one JSON text for many streams). */
+  sendJson(id: number | null, event: string, json: string): boolean;
   /** Resolves when the client goes away or {@link SseStream.end} is called. */
   readonly closed: Promise<void>;
   readonly isClosed: boolean;
@@ -61,9 +63,12 @@ export function openSse(req: IncomingMessage, res: ServerResponse): SseStream {
       return closed;
     },
     send(id, event, data) {
+      return this.sendJson(id, event, JSON.stringify(data));
+    },
+    sendJson(id, event, json) {
       if (closed) return false;
-      // JSON never contains a raw newline, so one `data:` line carries the whole payload.
-      const frame = `${id === null ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+      // JSON.stringify never writes a raw newline, so one `data:` line carries the whole payload.
+      const frame = `${id === null ? '' : `id: ${id}\n`}event: ${event}\ndata: ${json}\n\n`;
       res.write(frame);
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         finish();
