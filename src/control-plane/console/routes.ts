@@ -33,6 +33,8 @@ export interface ConsoleDeps {
   /** The data planes with operator tokens: the metrics' `data_plane_id` label values. */
   dataPlanes: readonly string[];
   log: Logger;
+  /** Test hook: how far behind a reconnecting client may be (default {@link MAX_REPLAY_EVENTS}). */
+  maxReplayEvents?: number;
 }
 
 export interface MountedConsole {
@@ -196,7 +198,7 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
     const head = store.lastEventSeq();
     if (after === null) {
       stream.send(head, 'hello', { seq: head });
-    } else if (head - after > MAX_REPLAY_EVENTS) {
+    } else if (head - after > (deps.maxReplayEvents ?? MAX_REPLAY_EVENTS)) {
       stream.send(head, 'reset', { seq: head, reason: 'too far behind to replay' });
     } else {
       let cursor = after;
