@@ -103,6 +103,27 @@ describe('the job event stream', () => {
   });
 });
 
+describe('the page', () => {
+  it('is served without a token, carries no data, and allows only its own scripts and API', async () => {
+    await setup();
+    const html = await fetch(`${cp!.url}/console`);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const csp = html.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(html.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(await html.text()).not.toMatch(/<script>/);
+    const js = await fetch(`${cp!.url}/console/app.js`);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    const code = await js.text();
+    expect(code).toContain('sessionStorage');
+    expect(code).not.toContain('EventSource(');
+    expect((await fetch(`${cp!.url}/console/other.js`)).status).toBe(404);
+  });
+});
+
 describe('a job', () => {
   it('has a timeline of every change with its operator, and links to its follow-ups both ways', async () => {
     const c = await setup({
