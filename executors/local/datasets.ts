@@ -82,7 +82,7 @@ export async function createTable(
     throw new JobError('FORBIDDEN', `dataset ${datasetId} belongs to another company`, { retryable: false });
   }
   ctx.log.info('creating table', { table: `${t.schema}.${t.table}`, ...statementSummary(sql) });
-  const out = await exactlyOnce(conn, job, { datasetId, log: ctx.log }, async () => {
+  const out = await exactlyOnce(conn, job, { datasetId, log: ctx.log, signal }, async () => {
     await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`);
     // Checked once the schema exists (DuckDB binds the statement); a refusal rolls the schema back.
     await singleStatement(conn, sql, [StatementType.CREATE], 'compiled_sql');
@@ -117,14 +117,19 @@ export async function deleteTable(
     });
   }
   ctx.log.info('deleting table', { table: `${schema}.${table}`, drop: job.input.is_narrative_managed });
-  const out = await exactlyOnce(conn, job, { datasetId: ds?.datasetId, log: ctx.log }, async () => {
-    // Narrative-managed tables are dropped; a customer's own table is only forgotten.
-    if (job.input.is_narrative_managed) {
-      await conn.run(`DROP TABLE IF EXISTS ${ident(schema)}.${ident(table)}`);
-    }
-    if (ds) await forgetDataset(conn, ds.datasetId);
-    return { type: 'datasets_delete_table' };
-  });
+  const out = await exactlyOnce(
+    conn,
+    job,
+    { datasetId: ds?.datasetId, log: ctx.log, signal: ctx.signal },
+    async () => {
+      // Narrative-managed tables are dropped; a customer's own table is only forgotten.
+      if (job.input.is_narrative_managed) {
+        await conn.run(`DROP TABLE IF EXISTS ${ident(schema)}.${ident(table)}`);
+      }
+      if (ds) await forgetDataset(conn, ds.datasetId);
+      return { type: 'datasets_delete_table' };
+    },
+  );
   ctx.log.info('table deleted', { table: `${schema}.${table}` });
   return out;
 }
@@ -136,10 +141,15 @@ export async function truncateTable(
 ): Promise<unknown> {
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
   ctx.log.info('truncating table', { table: `${ds.schema}.${ds.table}` });
-  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
-    await runSql(conn, `TRUNCATE ${qualified(ds)}`, 'truncate', ctx.signal);
-    return { type: 'datasets_truncate_table' };
-  });
+  const out = await exactlyOnce(
+    conn,
+    job,
+    { datasetId: ds.datasetId, log: ctx.log, signal: ctx.signal },
+    async () => {
+      await runSql(conn, `TRUNCATE ${qualified(ds)}`, 'truncate', ctx.signal);
+      return { type: 'datasets_truncate_table' };
+    },
+  );
   ctx.log.info('table truncated', { table: `${ds.schema}.${ds.table}` });
   return out;
 }
@@ -164,14 +174,19 @@ export async function executeDml(
     table: `${ds.schema}.${ds.table}`,
     ...statementSummary(sql),
   });
-  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
-    const result = await runSql(conn, sql, 'compiled_sql', ctx.signal);
-    await conn.run(
-      `UPDATE _dpo.datasets SET last_modified_at = ${literal(job.input.nio_last_modified_at)}::TIMESTAMPTZ
+  const out = await exactlyOnce(
+    conn,
+    job,
+    { datasetId: ds.datasetId, log: ctx.log, signal: ctx.signal },
+    async () => {
+      const result = await runSql(conn, sql, 'compiled_sql', ctx.signal);
+      await conn.run(
+        `UPDATE _dpo.datasets SET last_modified_at = ${literal(job.input.nio_last_modified_at)}::TIMESTAMPTZ
         WHERE dataset_id = ${ds.datasetId}`,
-    );
-    return { type: 'datasets_execute_dml', affected_rows: result.rowsChanged };
-  });
+      );
+      return { type: 'datasets_execute_dml', affected_rows: result.rowsChanged };
+    },
+  );
   ctx.log.info('DML committed', { affected_rows: out.affected_rows });
   return out;
 }
@@ -190,19 +205,24 @@ export async function sample(
   // repeated delivery writes the same sample.
   const seed = Number.parseInt(job.id.replaceAll('-', '').slice(0, 7), 16);
   ctx.log.info('sampling', { table: `${ds.schema}.${ds.table}`, size });
-  const out = await exactlyOnce(conn, job, { datasetId: ds.datasetId, log: ctx.log }, async () => {
-    await runSql(
-      conn,
-      `CREATE OR REPLACE TABLE ${target} AS SELECT * FROM ${qualified(ds)} USING SAMPLE reservoir(${size} ROWS) REPEATABLE (${seed})`,
-      'sample',
-      signal,
-    );
-    const n = num((await conn.runAndReadAll(`SELECT count(*) FROM ${target}`)).getRowsJS()[0]?.[0]);
-    await conn.run(
-      `INSERT OR REPLACE INTO _dpo.samples VALUES (${ds.datasetId}, ${n}, ${literal(job.id)}, now())`,
-    );
-    return { type: 'datasets_sample', rows: n, table: `_samples.dataset_${ds.datasetId}` };
-  });
+  const out = await exactlyOnce(
+    conn,
+    job,
+    { datasetId: ds.datasetId, log: ctx.log, signal: ctx.signal },
+    async () => {
+      await runSql(
+        conn,
+        `CREATE OR REPLACE TABLE ${target} AS SELECT * FROM ${qualified(ds)} USING SAMPLE reservoir(${size} ROWS) REPEATABLE (${seed})`,
+        'sample',
+        signal,
+      );
+      const n = num((await conn.runAndReadAll(`SELECT count(*) FROM ${target}`)).getRowsJS()[0]?.[0]);
+      await conn.run(
+        `INSERT OR REPLACE INTO _dpo.samples VALUES (${ds.datasetId}, ${n}, ${literal(job.id)}, now())`,
+      );
+      return { type: 'datasets_sample', rows: n, table: `_samples.dataset_${ds.datasetId}` };
+    },
+  );
   ctx.log.info('sample written', { rows: out.rows });
   return out;
 }

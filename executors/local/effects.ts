@@ -13,6 +13,45 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { JobError, type JobHandle, type JobLogger } from '../../src/executor/index.ts';
 import { literal, one, Warehouse } from './warehouse.ts';
 
+/**
+ * Writes to one dataset, one at a time in this process (the only process on its warehouse): DuckDB's
+ * optimistic concurrency would otherwise fail one of two concurrent writes to the same rows (every
+ * write updates the dataset's catalogue row) with a conflict, and retrying does not help a queue of
+ * them. Waiting ends early when `signal` aborts.
+ */
+const datasetLocks = new Map<string, Promise<void>>();
+export async function withDatasetLock<T>(
+  key: string | number | undefined,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (key === undefined) return fn();
+  const k = String(key);
+  const previous = datasetLocks.get(k) ?? Promise.resolve();
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
+  const mine = previous.then(() => released);
+  datasetLocks.set(k, mine);
+  try {
+    if (signal) {
+      const { promise: aborted, reject } = Promise.withResolvers<never>();
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        if (signal.aborted) throw signal.reason;
+        await Promise.race([previous, aborted]);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    } else {
+      await previous;
+    }
+    return await fn();
+  } finally {
+    release();
+    if (datasetLocks.get(k) === mine) datasetLocks.delete(k);
+  }
+}
+
 /** The recorded result of a job's effect (or of one part of it), if it was committed. */
 export async function recordedEffect(
   conn: DuckDBConnection,
@@ -40,6 +79,15 @@ export function isConflict(err: unknown): boolean {
  * statements on `conn` (it is inside the transaction) and return the job's JSON result.
  */
 export async function exactlyOnce<T>(
+  conn: DuckDBConnection,
+  job: Pick<JobHandle, 'id' | 'type'>,
+  options: { part?: string; datasetId?: number; log: JobLogger; signal?: AbortSignal },
+  write: () => Promise<T>,
+): Promise<T> {
+  return withDatasetLock(options.datasetId, options.signal, () => once(conn, job, options, write));
+}
+
+async function once<T>(
   conn: DuckDBConnection,
   job: Pick<JobHandle, 'id' | 'type'>,
   options: { part?: string; datasetId?: number; log: JobLogger },

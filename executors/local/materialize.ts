@@ -21,6 +21,7 @@ import type { MaterializeViewInput } from '../../src/catalogue/materialization.t
 import { type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
 import { findDataset, registerDataset, snapshotTable, tableExists } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
+import { withDatasetLock } from './effects.ts';
 import { calculateColumnStats } from './stats.ts';
 import {
   all,
@@ -130,7 +131,7 @@ export async function materializeView(
   const chunk = input.chunk_metadata;
   const datasetId = input.dataset_id;
 
-  const done =
+  const findDone = async () =>
     (await existingSnapshot(conn, `job_id = ${literal(job.id)}`)) ??
     (chunk
       ? await existingSnapshot(
@@ -138,6 +139,7 @@ export async function materializeView(
           `dataset_id = ${datasetId} AND batch_id = ${literal(chunk.batch_id)}::UUID AND chunk_number = ${chunk.chunk_sequence.number}`,
         )
       : undefined);
+  const done = await findDone();
   if (done) {
     ctx.log.info('snapshot already committed for this job or chunk; not writing it again', {
       snapshot_id: done.snapshot_id,
@@ -196,62 +198,71 @@ export async function materializeView(
 
   const recalculationId = uuidFrom(chunk ? `batch:${chunk.batch_id}` : `job:${job.id}`);
   ctx.progress({ fraction: 0.1, message: `writing snapshot (${operation})` });
-  const snap = await Warehouse.transaction(conn, async () => {
-    await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`);
-    let written: number;
-    if (operation === 'replace') {
-      await runSql(conn, `CREATE OR REPLACE TABLE ${target} AS ${source}`, 'compiled_select', signal);
-      written = num((await one(conn, `SELECT count(*) AS n FROM ${target}`))?.n);
-    } else if (operation === 'append') {
-      written = (await runSql(conn, `INSERT INTO ${target} BY NAME ${source}`, 'compiled_select', signal))
-        .rowsChanged;
-    } else {
-      await runSql(conn, `CREATE OR REPLACE TEMP TABLE _stage AS ${source}`, 'compiled_select', signal);
-      if (keys.length === 0) {
-        await conn.run(`DELETE FROM ${target}`);
+  // One write per dataset at a time (effects.ts); a delivery that raced this one and committed
+  // first is found again under the lock.
+  const snap = await withDatasetLock(datasetId, signal, async () => {
+    const raced = await findDone();
+    if (raced) return raced;
+    return writeSnapshot();
+  });
+  async function writeSnapshot(): Promise<SnapshotRow> {
+    return Warehouse.transaction(conn, async () => {
+      await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`);
+      let written: number;
+      if (operation === 'replace') {
+        await runSql(conn, `CREATE OR REPLACE TABLE ${target} AS ${source}`, 'compiled_select', signal);
+        written = num((await one(conn, `SELECT count(*) AS n FROM ${target}`))?.n);
+      } else if (operation === 'append') {
+        written = (await runSql(conn, `INSERT INTO ${target} BY NAME ${source}`, 'compiled_select', signal))
+          .rowsChanged;
       } else {
-        // The partitions the new rows touch, the NULL partition included: `IS NOT DISTINCT FROM`
-        // matches NULL to NULL, where `IN` never would.
-        const match = keys.map((k) => `${k('s')} IS NOT DISTINCT FROM ${k('t')}`).join(' AND ');
-        await runSql(
-          conn,
-          `DELETE FROM ${target} AS t WHERE EXISTS (SELECT 1 FROM _stage AS s WHERE ${match})`,
-          'merge',
-          signal,
-        );
+        await runSql(conn, `CREATE OR REPLACE TEMP TABLE _stage AS ${source}`, 'compiled_select', signal);
+        if (keys.length === 0) {
+          await conn.run(`DELETE FROM ${target}`);
+        } else {
+          // The partitions the new rows touch, the NULL partition included: `IS NOT DISTINCT FROM`
+          // matches NULL to NULL, where `IN` never would.
+          const match = keys.map((k) => `${k('s')} IS NOT DISTINCT FROM ${k('t')}`).join(' AND ');
+          await runSql(
+            conn,
+            `DELETE FROM ${target} AS t WHERE EXISTS (SELECT 1 FROM _stage AS s WHERE ${match})`,
+            'merge',
+            signal,
+          );
+        }
+        written = (await runSql(conn, `INSERT INTO ${target} BY NAME SELECT * FROM _stage`, 'merge', signal))
+          .rowsChanged;
+        await conn.run('DROP TABLE _stage');
       }
-      written = (await runSql(conn, `INSERT INTO ${target} BY NAME SELECT * FROM _stage`, 'merge', signal))
-        .rowsChanged;
-      await conn.run('DROP TABLE _stage');
-    }
-    const snapshotId = num((await one(conn, `SELECT nextval('_dpo.snapshot_ids') AS id`))?.id);
-    await conn.run(
-      `CREATE TABLE _snapshots.${ident(snapshotTable(datasetId, snapshotId))} AS SELECT * FROM ${target}`,
-    );
-    const total = num((await one(conn, `SELECT count(*) AS n FROM ${target}`))?.n);
-    await conn.run(
-      `INSERT INTO _dpo.snapshots VALUES (${datasetId}, ${snapshotId}, ${literal(recalculationId)}::UUID,
+      const snapshotId = num((await one(conn, `SELECT nextval('_dpo.snapshot_ids') AS id`))?.id);
+      await conn.run(
+        `CREATE TABLE _snapshots.${ident(snapshotTable(datasetId, snapshotId))} AS SELECT * FROM ${target}`,
+      );
+      const total = num((await one(conn, `SELECT count(*) AS n FROM ${target}`))?.n);
+      await conn.run(
+        `INSERT INTO _dpo.snapshots VALUES (${datasetId}, ${snapshotId}, ${literal(recalculationId)}::UUID,
          ${literal(job.id)}, ${chunk ? `${literal(chunk.batch_id)}::UUID` : 'NULL'},
          ${chunk ? chunk.chunk_sequence.number : 'NULL'}, ${chunk ? chunk.chunk_sequence.of : 'NULL'},
          ${literal(operation)}, ${written}, ${total}, ${literal(committedAt)}::TIMESTAMPTZ)`,
-    );
-    await registerDataset(conn, job.companyId, datasetId, {
-      ...(input.partitions ? { partitions: input.partitions } : {}),
-    });
-    await conn.run(
-      `UPDATE _dpo.datasets SET current_snapshot_id = ${snapshotId},
+      );
+      await registerDataset(conn, job.companyId, datasetId, {
+        ...(input.partitions ? { partitions: input.partitions } : {}),
+      });
+      await conn.run(
+        `UPDATE _dpo.datasets SET current_snapshot_id = ${snapshotId},
          last_modified_at = ${literal(committedAt)}::TIMESTAMPTZ WHERE dataset_id = ${datasetId}`,
-    );
-    return {
-      dataset_id: datasetId,
-      snapshot_id: snapshotId,
-      recalculation_id: recalculationId,
-      nio_last_modified_at: committedAt,
-      operation,
-      rows_written: written,
-      rows_total: total,
-    } satisfies SnapshotRow;
-  });
+      );
+      return {
+        dataset_id: datasetId,
+        snapshot_id: snapshotId,
+        recalculation_id: recalculationId,
+        nio_last_modified_at: committedAt,
+        operation,
+        rows_written: written,
+        rows_total: total,
+      } satisfies SnapshotRow;
+    });
+  }
   ctx.progress({
     fraction: 0.9,
     message: `snapshot ${snap.snapshot_id} committed (${snap.rows_written} rows)`,

@@ -171,7 +171,7 @@ export async function calculateColumnStats(
     columns: plan.length,
     rows: total,
   });
-  return exactlyOnce(conn, job, { part, datasetId: ds.datasetId, log: ctx.log }, async () => {
+  return exactlyOnce(conn, job, { part, datasetId: ds.datasetId, log: ctx.log, signal }, async () => {
     for (const [column, stats] of Object.entries(columns)) {
       await conn.run(
         `INSERT OR REPLACE INTO _dpo.column_stats VALUES

@@ -37,7 +37,8 @@ it('a DML committed but not reported is not applied again by the next daemon', a
   await setup.close();
 
   const dbPath = join(tmp, 'cp.db');
-  const TTL = 1_500;
+  // Long enough that the daemon does not fence itself (at 3/4 TTL without renewal) mid-scan.
+  const TTL = 5_000;
   cp = await startTestControlPlane({ dbPath, leaseTtlMs: TTL });
   const { port, adminToken, operatorToken, dataPlaneId } = cp;
   const daemon = () => {
@@ -61,7 +62,7 @@ it('a DML committed but not reported is not applied again by the next daemon', a
     call<T>(`http://127.0.0.1:${port}`, method, path, { token: adminToken, body });
 
   const first = daemon();
-  // One row, after a scan long enough (~2 s) to take the control plane down while it runs.
+  // One row, after a scan long enough (~1.5 s) to take the control plane down while it runs.
   const submitted = await user<Job>('POST', '/v1/jobs', {
     type: 'datasets_execute_dml',
     company_id: 56,
@@ -70,7 +71,7 @@ it('a DML committed but not reported is not applied again by the next daemon', a
       dataset_id: 900,
       nql: 'INSERT INTO my_dataset SELECT 1',
       compiled_sql: `INSERT INTO company_56.dataset_900 SELECT 1
-        WHERE (SELECT count(*) FROM range(150000000) t(i) WHERE hash(i) % 1000 = 7) >= 0`,
+        WHERE (SELECT count(*) FROM range(100000000) t(i) WHERE hash(i) % 1000 = 7) >= 0`,
       nio_last_modified_at: '2026-11-29T12:00:00Z',
     },
   });
