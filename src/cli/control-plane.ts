@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { type OperatorToken, startControlPlane } from '../control-plane/server.ts';
 import { ConfigError, envInt, HostPort, mergeEnv, parseEnvConfig, readSecretFile } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
+import { logDestination } from './pretty-log.ts';
 
 /** Every variable the bundled control plane reads. */
 export const ControlPlaneEnv = z.object({
@@ -127,7 +128,12 @@ export function registerControlPlaneCommand(program: Command): void {
         }
         throw err;
       }
-      const log = createLogger({ level: cfg.DPO_LOG_LEVEL, name: 'control-plane' });
+      const destination = logDestination();
+      const log = createLogger({
+        level: cfg.DPO_LOG_LEVEL,
+        name: 'control-plane',
+        ...(destination ? { destination } : {}),
+      });
       const dbPath = cfg.DPO_CP_DB ?? join(cfg.DPO_DATA_DIR, 'control-plane.db');
       if (dbPath !== ':memory:') mkdirSync(resolve(dbPath, '..'), { recursive: true });
       const cp = await startControlPlane({

@@ -11,6 +11,7 @@ import { loadDaemonConfig } from '../daemon/config.ts';
 import { ConfigError, mergeEnv } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { type ComposedDaemon, closeClient, composeDaemon, startDaemonOps } from './compose.ts';
+import { logDestination } from './pretty-log.ts';
 
 export const EXIT_CONFIG = 2;
 export const EXIT_AUTH = 3;
@@ -33,7 +34,12 @@ export function registerRunCommand(program: Command): void {
         }
         throw err;
       }
-      const log = createLogger({ level: cfg.DPO_LOG_LEVEL, name: 'dataplane-operator' });
+      const destination = logDestination();
+      const log = createLogger({
+        level: cfg.DPO_LOG_LEVEL,
+        name: 'dataplane-operator',
+        ...(destination ? { destination } : {}),
+      });
       let composed: ComposedDaemon;
       try {
         composed = await composeDaemon(cfg, env, log);
