@@ -293,6 +293,36 @@ describe('submit once, reattach', () => {
     expect(fake.executions(/QUERY_HISTORY/).length).toBeGreaterThan(0);
   });
 
+  it('a multi-step job resumes after its last checkpointed step: no scan runs twice', async () => {
+    const id = await createDataset();
+    const input = {
+      dataset_id: id,
+      enabled_column_stats: {
+        x: { data_type: 'double', enabled_column_stats: { mean: true, histogram: true } },
+      },
+    };
+    // The first holder dies once the histogram's query id is checkpointed (scan done, histogram submitted).
+    const first = run('datasets_calculate_column_stats', input, {
+      onSaveCheckpoint: (cp: any) => {
+        if (cp.steps.histogram?.query_id) throw new Error('crashed');
+      },
+    });
+    await expect(first.done).rejects.toThrow('crashed');
+    const second = run(
+      'datasets_calculate_column_stats',
+      input,
+      { checkpoint: first.t.checkpoints.at(-1) ?? null },
+      { id: first.job.id, attempt: 2 },
+    );
+    const result = (await second.done) as any;
+    expect(result.columns.x.histogram.length).toBe(10);
+    const scans = fake.executions(new RegExp(`FROM "NARRATIVE"."COMPANY_56"."DATASET_${id}"`));
+    expect(scans).toHaveLength(2);
+    expect(second.t.checkpoint).toMatchObject({
+      steps: { scan: { attempt: 1 }, histogram: { attempt: 1 }, write: { attempt: 2 } },
+    });
+  });
+
   it('fails DML_OUTCOME_UNKNOWN, not retryable, when a DML submission cannot be found', async () => {
     const id = await createDataset();
     const job = testJob('datasets_execute_dml', {
