@@ -89,6 +89,8 @@ export async function runDelivery(
     baseMs: c.hubRetryBaseMs,
     onRetry: (what, attempt, delayMs, why) =>
       ctx.log.warn('Hub request retried', { request: what, attempt, delay_ms: delayMs, why }),
+    // A commit whose answer is lost may have landed: looked up below, never blindly sent again.
+    ambiguous: (method, url) => method === 'POST' && /\/api\/models\/[^/]+\/[^/]+\/commit\//.test(url),
   });
   const repoName = `${connection.namespace}/${slug(input.model_name)}`;
   const repo = { type: 'model' as const, name: repoName };
@@ -121,8 +123,18 @@ export async function runDelivery(
         commit: state.commit_oid,
       });
     } else {
-      state.commit_oid = await hub('commit', () => commit(deps, common, repo, files, state, ctx));
-      ctx.log.info('model files committed', { commit: state.commit_oid, files: files.length });
+      try {
+        state.commit_oid = await hub('commit', () => commit(deps, common, repo, files, state, ctx));
+        ctx.log.info('model files committed', { commit: state.commit_oid, files: files.length });
+      } catch (err) {
+        // A commit whose answer was lost (5xx, reset) may have landed all the same: look before
+        // failing, so that a retry never commits twice.
+        if (!(err instanceof JobError && err.retryable)) throw err;
+        const landed = await hub('list the commits', () => findCommit(deps, common, repo, job.id));
+        if (!landed) throw err;
+        ctx.log.warn('the commit landed although its answer was lost', { commit: landed });
+        state.commit_oid = landed;
+      }
     }
     await ctx.saveCheckpoint({ delivery: { ...state } });
   }

@@ -27,6 +27,12 @@ export interface HubFetchOptions {
   capMs?: number;
   onRetry?: (what: string, attempt: number, delayMs: number, why: string) => void;
   random?: () => number;
+  /**
+   * Requests whose 5xx or network failure leaves their effect unknown (a commit that may have
+   * landed): not retried here; the caller finds out what happened before trying again. A 429 (not
+   * processed) is still retried.
+   */
+  ambiguous?: (method: string, url: string) => boolean;
 }
 
 const retryableStatus = (s: number) => s === 429 || s >= 500;
@@ -60,6 +66,7 @@ export function hubFetch(o: HubFetchOptions): typeof fetch {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const what = `${init.method ?? 'GET'} ${new URL(url).pathname}`;
     const upload = init.body instanceof Blob;
+    const once = o.ambiguous?.(init.method ?? 'GET', url) ?? false;
     for (let attempt = 0; ; attempt++) {
       o.signal.throwIfAborted();
       init.signal?.throwIfAborted();
@@ -85,13 +92,14 @@ export function hubFetch(o: HubFetchOptions): typeof fetch {
             : { ...init, signal }) as Parameters<typeof undiciFetch>[1],
         )) as unknown as Response;
         if (!retryableStatus(res.status) || attempt + 1 >= o.maxAttempts) return res;
+        if (once && res.status !== 429) return res;
         why = `HTTP ${res.status}`;
         wait = retryAfterMs(res);
         await res.body?.cancel().catch(() => undefined);
       } catch (err) {
         // Our own abort (cancel, lost, shutdown) or the library's: no retry.
         if (o.signal.aborted || init.signal?.aborted) throw err;
-        if (attempt + 1 >= o.maxAttempts) throw err;
+        if (attempt + 1 >= o.maxAttempts || once) throw err;
         why = describe(err);
       }
       const delay = Math.max(wait ?? 0, backoffDelay(attempt, o.baseMs, o.capMs ?? 30_000, o.random));

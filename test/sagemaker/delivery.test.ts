@@ -153,6 +153,32 @@ describe('models_deliver_model', () => {
     expect(await logsOf(stack, job.id)).toContain('Hub request retried');
   });
 
+  it('a commit that landed although its answer was lost (5xx) is found, not sent again', async () => {
+    let lost = 0;
+    s = await startSmStack(
+      {},
+      {},
+      {
+        hub: {
+          lfsThreshold: 1_000_000,
+          afterCommit: () => {
+            if (lost++ === 0) throw new Error('the answer is lost');
+          },
+        },
+      },
+    );
+    const stack = s;
+    putModel(stack.s3, MODEL_FILES);
+    const job = await stack.submit('models_deliver_model', deliveryInput());
+    const done = await stack.settle(job.id);
+    expect(done.state, JSON.stringify(done.failures)).toBe('completed');
+    expect(done.failures).toEqual([]);
+    expect(stack.hub.calls.commit).toBe(1);
+    expect(stack.hub.repos.get(REPO)?.commits).toHaveLength(1);
+    expect(done.result).toMatchObject({ result: { commit_oid: stack.hub.repos.get(REPO)?.commits[0]?.id } });
+    expect(await logsOf(stack, job.id)).toContain('the commit landed although its answer was lost');
+  });
+
   it('a refused token (401) fails without retry, naming the connection and never the token', async () => {
     s = await startSmStack();
     const stack = s;
