@@ -92,12 +92,15 @@ export async function runDelivery(
     // A commit whose answer is lost may have landed: looked up below, never blindly sent again.
     ambiguous: (method, url) => method === 'POST' && /\/api\/models\/[^/]+\/[^/]+\/commit\//.test(url),
   });
-  const repoName = `${connection.namespace}/${slug(input.model_name)}`;
+  const saved = ctx.checkpoint ? DeliveryCheckpoint.safeParse(ctx.checkpoint) : undefined;
+  if (ctx.checkpoint && !saved?.success) ctx.log.warn('ignoring a checkpoint this executor did not write');
+  // A resumed delivery goes on where it started, even if the connection's namespace changed since.
+  const repoName = saved?.success
+    ? saved.data.delivery.repo
+    : `${connection.namespace}/${slug(input.model_name)}`;
   const repo = { type: 'model' as const, name: repoName };
   const common = { hubUrl: c.hubUrl, accessToken, fetch };
   const destinationUrl = `${c.hubUrl}/${repoName}`;
-  const saved = ctx.checkpoint ? DeliveryCheckpoint.safeParse(ctx.checkpoint) : undefined;
-  if (ctx.checkpoint && !saved?.success) ctx.log.warn('ignoring a checkpoint this executor did not write');
   const state: DeliveryCheckpoint['delivery'] = saved?.success
     ? saved.data.delivery
     : {
@@ -154,7 +157,8 @@ export async function runDelivery(
     throw new JobError(
       'HUB_COMMIT_INCOMPLETE',
       `the commit ${oid} of ${repoName} holds ${count} of the ${files.length} model files`,
-      { retryable: true, details: { commit: oid, repo: repoName } },
+      // Not retryable: the next attempt would find the same commit and read the same tree.
+      { retryable: false, details: { commit: oid, repo: repoName } },
     );
   }
   ctx.progress({ fraction: 1, message: `delivered ${count} files to ${repoName}` });
