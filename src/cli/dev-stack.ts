@@ -6,13 +6,16 @@
  * them; this file adds only what a stack on one laptop needs (its own control plane, demo data).
  * It knows the local executor's type, not its module, to seed the demo datasets.
  */
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { LocalExecutor } from '../../executors/local/executor.ts';
+import { validateInput } from '../catalogue/index.ts';
 import { UserClient } from '../client/user-client.ts';
 import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
+import { parseJsonLossless } from '../contract/json.ts';
 import { type RunningControlPlane, startControlPlane } from '../control-plane/server.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
 import type { Daemon } from '../daemon/daemon.ts';
@@ -165,27 +168,66 @@ export interface Example {
   /** The leading number: waves run in order, each after the previous one ended. */
   wave: number;
   request: SubmitJobRequest;
+  /**
+   * The idempotency key `dev` submits it with: its name and a digest of its content, so a second
+   * `dev` finds the job of the first, and an edited example is a new job.
+   */
+  key: string;
 }
 
-/** Reads examples/*.json (each a job submission); a file that is not one is an error naming it. */
+/** A digest of a submission that does not depend on the order of its keys. */
+function contentDigest(value: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v !== null && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(value)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * Reads examples/*.json (each a job submission, its input valid for its type); a file that is not one
+ * is an error naming the file and each field at fault.
+ */
 export function loadExamples(dir: string): Example[] {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort();
   return files.map((file) => {
     const name = basename(file, '.json');
+    const path = join(dir, file);
     let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+      doc = parseJsonLossless(readFileSync(path, 'utf8'));
     } catch (err) {
-      throw new Error(`${join(dir, file)} is not valid JSON: ${(err as Error).message}`);
+      throw new Error(`${path} is not valid JSON: ${(err as Error).message}`);
     }
     const parsed = SubmitJobRequest.safeParse(doc);
     if (!parsed.success) {
-      throw new Error(`${join(dir, file)} is not a job submission: ${z.prettifyError(parsed.error)}`);
+      const fields = parsed.error.issues.map(
+        (i) => `${i.path.map(String).join('.') || '(the file)'}: ${i.message}`,
+      );
+      throw new Error(`${path} is not a job submission:\n  ${fields.join('\n  ')}`);
+    }
+    const input = validateInput(parsed.data.type, parsed.data.input);
+    if (!input.ok) {
+      const fields = input.issues.map((i) =>
+        i.code === 'unknown_job_type'
+          ? `type: ${i.message}`
+          : `${i.path ? `input.${i.path}` : 'input'}: ${i.message}`,
+      );
+      throw new Error(`${path} is not a valid ${parsed.data.type} job:\n  ${fields.join('\n  ')}`);
     }
     const wave = Number(/^(\d+)-/.exec(name)?.[1] ?? 1);
-    return { name, wave, request: parsed.data };
+    return { name, wave, request: parsed.data, key: `dev-example:${name}:${contentDigest(parsed.data)}` };
   });
 }
 
@@ -271,7 +313,7 @@ export async function runExamples(
     [...tracked.values()].every((t) => terminal(t.job) && (!expectsFollowUp(t.job) || hasChild(t.job)));
   for (const wave of waves) {
     for (const e of examples.filter((x) => x.wave === wave)) {
-      const { job } = await user.submit({ ...e.request, idempotency_key: `dev-example:${e.name}` }, signal);
+      const { job } = await user.submit({ ...e.request, idempotency_key: e.key }, signal);
       tracked.set(job.id, { label: e.name, job });
     }
     onUpdate([...tracked.values()]);

@@ -17,7 +17,7 @@ import { ConfigError, envInt, mergeEnv, parseEnvConfig } from '../lib/config.ts'
 import { createLogger } from '../lib/logger.ts';
 import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
 import type { TrackedJob } from './dev-stack.ts';
-import { lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
+import { count, fit, lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_URL } from './jobs/connection.ts';
 import { cliCommand } from './paths.ts';
 
@@ -122,7 +122,7 @@ async function dev(opts: DevOpts): Promise<number> {
   const { loadExamples, runExamples, startDevStack } = await import('./dev-stack.ts');
   const started = performance.now();
   say(`dataplane-operator dev: data in ${dataDir} (logs: ${logFile})`);
-  say(`preparing the local data plane (${d.DPO_DEV_ROWS.toLocaleString('en-US')} synthetic events)…`);
+  say(`preparing the local data plane (${count(d.DPO_DEV_ROWS)} synthetic events)…`);
   let stack: import('./dev-stack.ts').DevStack;
   try {
     stack = await startDevStack({
@@ -146,9 +146,7 @@ async function dev(opts: DevOpts): Promise<number> {
     return 1;
   }
   for (const s of stack.seeded) {
-    say(
-      `  dataset ${s.datasetId}: ${s.rows.toLocaleString('en-US')} rows (${s.created ? 'created' : 'reused'})`,
-    );
+    say(`  dataset ${s.datasetId}: ${count(s.rows)} rows (${s.created ? 'created' : 'reused'})`);
   }
   say(`control plane  ${stack.cp.url}   (admin token: ${join(dataDir, 'admin.token')})`);
   say(`console        ${stack.cp.url}/console   (the admin token signs in; queue metrics at /metrics)`);
@@ -217,6 +215,24 @@ async function dev(opts: DevOpts): Promise<number> {
 // The live display: a table redrawn in place on a terminal, one line per state change otherwise.
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The live table's rows for a terminal `columns` wide: every line fits (a wrapped line would break
+ * the redraw in place); labels take at most a third of the width.
+ */
+export function devTable(jobs: readonly TrackedJob[], columns: number): string[] {
+  const cols = Math.max(40, columns);
+  const width = Math.min(Math.max(...jobs.map((t) => t.label.length), 10), Math.floor(cols / 3));
+  return jobs.map((t) => {
+    const j = t.job;
+    const fraction = j.state === 'completed' ? 1 : j.progress?.fraction;
+    const label = fit(t.label, width).padEnd(width);
+    return fit(
+      `  ${STATE_MARK[j.state] ?? '?'} ${label}  ${j.state.padEnd(10)} ${progressBar(fraction)}  ${outcomeSummary(j)}`,
+      cols - 1,
+    );
+  });
+}
+
 function createDisplay(started: number) {
   // A terminal that reports no size (some CI pseudo-terminals) gets the line-per-change output.
   const tty = process.stdout.isTTY === true && (process.stdout.rows ?? 0) > 0;
@@ -224,12 +240,7 @@ function createDisplay(started: number) {
   let last: readonly TrackedJob[] = [];
   let firstCompleted: number | undefined;
   const render = () => {
-    const width = Math.max(...last.map((t) => t.label.length), 10);
-    const lines = last.map((t) => {
-      const j = t.job;
-      const fraction = j.state === 'completed' ? 1 : j.progress?.fraction;
-      return `  ${STATE_MARK[j.state] ?? '?'} ${t.label.padEnd(width)}  ${j.state.padEnd(10)} ${progressBar(fraction)}  ${outcomeSummary(j)}`;
-    });
+    const lines = devTable(last, process.stdout.columns || 80);
     const elapsed = seconds(performance.now() - started);
     const done = last.filter((t) => isTerminal(t.job.state)).length;
     logUpdate(`${lines.join('\n')}\n  ${done}/${last.length} ended · ${elapsed}`);

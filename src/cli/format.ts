@@ -19,6 +19,12 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
 }
 
+/** A count as people read it, one way everywhere: `2,000,000`; a decimal string (64-bit) likewise. */
+export function count(n: number | string): string {
+  if (typeof n === 'string') return /^-?\d+$/.test(n) ? n.replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n;
+  return n.toLocaleString('en-US');
+}
+
 /** Seconds with one decimal (`12.3 s`): for counters that tick while someone watches. */
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
@@ -39,6 +45,11 @@ export const when = (iso: string | null): string => (iso ? `${iso} (${ago(iso)})
 export function clip(s: string, max: number): string {
   const one = s.replace(/\s+/g, ' ').trim();
   return one.length <= max ? one : `${one.slice(0, Math.max(0, max - 1))}…`;
+}
+
+/** A line cut to `max` characters (with an ellipsis), its spacing kept: for aligned tables. */
+export function fit(line: string, max: number): string {
+  return line.length <= max ? line : `${line.slice(0, Math.max(0, max - 1))}…`;
 }
 
 export const indent = (text: string, by = '  '): string =>
@@ -124,12 +135,15 @@ export function outcomeSummary(job: Job): string {
     if (!r) return '';
     const failure = resultFailure(r);
     if (failure !== undefined) return `Failure result: ${failure || '(no message)'}`;
-    if (typeof r.affected_rows === 'number') return `${r.affected_rows} rows affected`;
-    if (r.snapshot_id !== undefined) return `snapshot ${r.snapshot_id}, ${r.rows_written ?? '?'} rows`;
-    if (typeof r.rows === 'number' && r.type === 'success') return `≈ ${r.rows.toLocaleString('en-US')} rows`;
-    if (r.type === 'Success') return `${(r.result as { rows: unknown[] }).rows.length} result rows`;
-    if (Array.isArray(r.sources)) return `${r.sources.length} access rules`;
-    if (typeof r.rows === 'number') return `${r.rows.toLocaleString('en-US')} rows`;
+    const n = (v: unknown) => (typeof v === 'number' || typeof v === 'string' ? count(v) : '?');
+    if (typeof r.affected_rows === 'number' || typeof r.affected_rows === 'string') {
+      return `${n(r.affected_rows)} rows affected`;
+    }
+    if (r.snapshot_id !== undefined) return `snapshot ${r.snapshot_id}, ${n(r.rows_written)} rows`;
+    if (typeof r.rows === 'number' && r.type === 'success') return `≈ ${count(r.rows)} rows`;
+    if (r.type === 'Success') return `${count((r.result as { rows: unknown[] }).rows.length)} result rows`;
+    if (Array.isArray(r.sources)) return `${count(r.sources.length)} access rules`;
+    if (typeof r.rows === 'number') return `${count(r.rows)} rows`;
     return String(r.type ?? '');
   }
   if (job.state === 'failed') {
