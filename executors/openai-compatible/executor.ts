@@ -164,6 +164,8 @@ export function modelServerError(err: unknown, attempt = 1): JobError {
         retryable: true,
         cause: err,
         details: { http_status: err.status, busy },
+        // Busy: the server refused for capacity, nothing ran; the control plane gives the attempt back.
+        throttled: busy,
         // The in-place retries are spent: busy, at least the jittered 3 to 6 s (longer if asked).
         retryAfterMs: busy
           ? Math.max(

@@ -28,6 +28,8 @@ export const ControlPlaneEnv = z.object({
   DPO_CP_RETRY_BASE_MS: envInt(0, 3_600_000).default(2_000),
   DPO_CP_RETRY_MAX_MS: envInt(0, 86_400_000).default(300_000),
   DPO_CP_DEFAULT_MAX_ATTEMPTS: envInt(1, 100).default(3),
+  /** Throttled failures (FailureReport.throttled) whose attempt is given back, per job. */
+  DPO_CP_MAX_THROTTLED_RETRIES: envInt(0, 1000).default(20),
   DPO_CP_MAX_BODY_BYTES: envInt(1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
   DPO_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -146,6 +148,7 @@ export function registerControlPlaneCommand(program: Command): void {
         retryBaseMs: cfg.DPO_CP_RETRY_BASE_MS,
         retryMaxMs: cfg.DPO_CP_RETRY_MAX_MS,
         defaultMaxAttempts: cfg.DPO_CP_DEFAULT_MAX_ATTEMPTS,
+        maxThrottledRetries: cfg.DPO_CP_MAX_THROTTLED_RETRIES,
         maxBodyBytes: cfg.DPO_CP_MAX_BODY_BYTES,
         logger: log,
       });

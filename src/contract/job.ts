@@ -49,6 +49,13 @@ export const FailureReport = z.object({
    * backend asking to be retried later). Replaces the control plane's own backoff for that retry.
    */
   retry_after_ms: z.number().int().min(0).max(86_400_000).optional(),
+  /**
+   * The backend refused for rate or capacity (throttled, a busy model server) and the work did not
+   * run: a retryable failure that gives its attempt back, so throttling does not spend the job's
+   * attempts. Bounded: once a job has been throttled `DPO_CP_MAX_THROTTLED_RETRIES` times (default 20)
+   * further throttled failures count as ordinary ones.
+   */
+  throttled: z.boolean().optional(),
 });
 export type FailureReport = z.infer<typeof FailureReport>;
 
@@ -61,6 +68,8 @@ export const FailureRecord = z.object({
   retryable: z.boolean(),
   details: z.unknown().nullable(),
   timestamp: Timestamp,
+  /** A throttled failure whose attempt was given back (see FailureReport.throttled). */
+  throttled: z.boolean().optional(),
 });
 export type FailureRecord = z.infer<typeof FailureRecord>;
 

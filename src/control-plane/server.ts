@@ -68,6 +68,8 @@ export interface ControlPlaneOptions {
   retryMaxMs?: number;
   /** Attempts a job gets when the submission names none; default 3. */
   defaultMaxAttempts?: number;
+  /** Throttled failures whose attempt is given back, per job; default 20. */
+  maxThrottledRetries?: number;
   /** Largest request body; default 10 MiB. */
   maxBodyBytes?: number;
   logger?: Logger;
@@ -186,6 +188,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     retryBaseMs: options.retryBaseMs ?? 2_000,
     retryMaxMs: options.retryMaxMs ?? 300_000,
     defaultMaxAttempts: options.defaultMaxAttempts ?? 3,
+    maxThrottledRetries: options.maxThrottledRetries ?? 20,
     ...(options.now ? { now: options.now } : {}),
     ...(options.followUps ? { followUps: options.followUps } : {}),
   });

@@ -79,6 +79,8 @@ export interface StoreOptions {
   retryMaxMs: number;
   /** Attempts a job gets when its submission names none. */
   defaultMaxAttempts: number;
+  /** Throttled failures whose attempt is given back, per job (default 20); later ones count. */
+  maxThrottledRetries?: number;
   now?: () => number;
   /** The follow-up rules (default: {@link followUpsOf}); tests inject others. */
   followUps?: (parent: Job, now: Date) => SubmitJobRequest[];
@@ -310,6 +312,7 @@ export class JobStore {
       retryBaseMs: options.retryBaseMs,
       retryMaxMs: options.retryMaxMs,
       defaultMaxAttempts: options.defaultMaxAttempts,
+      maxThrottledRetries: options.maxThrottledRetries ?? 20,
     };
     this.leaseTtlMs = options.leaseTtlMs;
     this.now = options.now ?? Date.now;
@@ -1069,6 +1072,14 @@ export class JobStore {
   // Helpers (inside a transaction)
 
   private failRow(row: JobRow, failure: FailureReport, now: number, opts: { immediate?: boolean } = {}): Job {
+    const history = JSON.parse(row.failures) as FailureRecord[];
+    // Throttled (the backend refused for rate or capacity, nothing ran): the attempt is given back,
+    // a bounded number of times per job.
+    const givesBack =
+      failure.retryable &&
+      failure.throttled === true &&
+      row.state !== 'pending_cancellation' &&
+      history.filter((f) => f.throttled).length < this.opts.maxThrottledRetries;
     const record: FailureRecord = {
       attempt: row.attempt,
       executor: row.executor,
@@ -1077,8 +1088,9 @@ export class JobStore {
       retryable: failure.retryable,
       details: failure.details ?? null,
       timestamp: iso(now),
+      ...(givesBack ? { throttled: true } : {}),
     };
-    const failures = JSON.stringify([...(JSON.parse(row.failures) as FailureRecord[]), record]);
+    const failures = JSON.stringify([...history, record]);
     const backoff = failure.retry_after_ms ?? this.backoffMs(row.attempt);
     if (row.state === 'pending_cancellation') {
       // The cancel is still owed. A failure that is not retryable is the executor's word that
@@ -1087,10 +1099,11 @@ export class JobStore {
       if (!failure.retryable && row.checkpoint !== null) return this.finish(row, 'failed', now, { failures });
       return this.leaveCancellation(row, now, { failures }, opts.immediate ? null : now + backoff);
     }
-    if (failure.retryable && row.attempt < row.max_attempts) {
+    if (failure.retryable && (row.attempt < row.max_attempts || givesBack)) {
       const notBefore = opts.immediate ? null : now + backoff;
       const job = this.update(row.id, {
         state: 'pending',
+        ...(givesBack ? { attempt: Math.max(0, row.attempt - 1) } : {}),
         executor: null,
         lease_token: null,
         lease_expires_at: null,

@@ -34,6 +34,7 @@ export function coerceError(err: unknown): FailureReport {
       ...(err.retryable && err.retryAfterMs !== undefined
         ? { retry_after_ms: Math.min(86_400_000, Math.max(0, Math.round(err.retryAfterMs))) }
         : {}),
+      ...(err.retryable && err.throttled ? { throttled: true } : {}),
     };
   }
   if (err instanceof Error) {

@@ -147,6 +147,8 @@ export function awsError(
       retryable: true,
       cause: err,
       details: { aws_error: name, http_status: status ?? null, throttled },
+      // Throttled: the service refused for rate, nothing ran; the control plane gives the attempt back.
+      throttled,
       retryAfterMs: throttled
         ? THROTTLED_RETRY_AFTER_MS.min + Math.floor(random() * THROTTLED_RETRY_AFTER_MS.spread)
         : outageRetryAfterMs(attempt, random),

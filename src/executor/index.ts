@@ -36,16 +36,25 @@ export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
  * everything else is coerced by the daemon (unknown errors are retryable `INTERNAL`).
  * `retryAfterMs` asks the control plane to offer a retryable failure again no sooner than that (a
  * throttled backend asking to be retried later); it replaces the control plane's own backoff.
+ * `throttled` says the backend refused for rate or capacity and nothing ran: the control plane gives
+ * the attempt back (a bounded number of times), so throttling does not spend the job's attempts.
  */
 export class JobError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly details: unknown;
   readonly retryAfterMs: number | undefined;
+  readonly throttled: boolean;
   constructor(
     code: string,
     message: string,
-    options: { retryable: boolean; details?: unknown; cause?: unknown; retryAfterMs?: number },
+    options: {
+      retryable: boolean;
+      details?: unknown;
+      cause?: unknown;
+      retryAfterMs?: number;
+      throttled?: boolean;
+    },
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'JobError';
@@ -53,6 +62,7 @@ export class JobError extends Error {
     this.retryable = options.retryable;
     this.details = options.details;
     this.retryAfterMs = options.retryAfterMs;
+    this.throttled = options.throttled === true;
   }
 }
 

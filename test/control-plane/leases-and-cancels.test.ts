@@ -445,6 +445,46 @@ describe('retry_after_ms', () => {
     const again = await t.claimAs(t.exec.a, job.id);
     expect(again).toMatchObject({ state: 'running', attempt: 2, not_before: null });
   });
+
+  it('a throttled failure gives its attempt back, up to maxThrottledRetries per job; then it counts', async () => {
+    const t = await setup({ defaultMaxAttempts: 1, maxThrottledRetries: 2 });
+    const job = await t.submit(TRUNCATE, truncateInput(302));
+    const throttle = async () => {
+      const held = await t.claimAs(t.exec.a, job.id);
+      expect(held.attempt).toBe(1);
+      const r = await t.op('POST', `/v1/jobs/${job.id}/fail`, {
+        lease_token: held.lease!.token,
+        failure: {
+          code: 'AWS_UNAVAILABLE',
+          message: 'throttled',
+          retryable: true,
+          retry_after_ms: 5_000,
+          throttled: true,
+        },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      t.advance(5_000);
+      return r.body.job as Job;
+    };
+    // One attempt only, yet two throttled failures leave it pending with its attempt given back.
+    for (let i = 1; i <= 2; i++) {
+      expect(await throttle()).toMatchObject({ state: 'pending', attempt: 0 });
+    }
+    const third = await throttle();
+    expect(third.state).toBe('failed');
+    expect(third.failures.map((f) => f.throttled ?? false)).toEqual([true, true, false]);
+  });
+
+  it('a throttled failure that is not retryable is an ordinary failure', async () => {
+    const t = await setup({ defaultMaxAttempts: 1 });
+    const job = await t.submit(TRUNCATE, truncateInput(303));
+    const held = await t.claimAs(t.exec.a, job.id);
+    const r = await t.op('POST', `/v1/jobs/${job.id}/fail`, {
+      lease_token: held.lease!.token,
+      failure: { code: 'AWS_ACCESS_DENIED', message: 'no', retryable: false, throttled: true },
+    });
+    expect((r.body.job as Job).state).toBe('failed');
+  });
 });
 
 describe('batched report', () => {
