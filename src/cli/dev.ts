@@ -13,7 +13,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { isTerminal } from '../contract/index.ts';
 import { DaemonEnv } from '../daemon/config.ts';
-import { ConfigError, envInt, mergeEnv, parseEnvConfig } from '../lib/config.ts';
+import { ConfigError, envInt, mergeEnv, parseEnvConfig, userPath } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
 import type { TrackedJob } from './dev-stack.ts';
@@ -88,7 +88,7 @@ async function dev(opts: DevOpts): Promise<number> {
   let tokens: ReturnType<typeof loadTokens>;
   try {
     env = { ...DEV_DAEMON_DEFAULTS, DPO_EXECUTOR_ID: `dev-${process.pid}`, ...mergeEnv(opts.envFile ?? []) };
-    if (opts.dataDir) env.DPO_DATA_DIR = opts.dataDir;
+    if (opts.dataDir) env.DPO_DATA_DIR = userPath(opts.dataDir);
     if (opts.listen) env.DPO_CP_LISTEN = opts.listen;
     if (opts.rows) env.DPO_DEV_ROWS = opts.rows;
     cp = parseEnvConfig(ControlPlaneEnv, env);
@@ -167,7 +167,7 @@ async function dev(opts: DevOpts): Promise<number> {
 
   let exit = 0;
   if (opts.examples !== false) {
-    const examples = loadExamples(opts.examples);
+    const examples = loadExamples(userPath(opts.examples));
     say(`\nsubmitting ${examples.length} example jobs from ${opts.examples}:`);
     const display = createDisplay(started);
     try {
