@@ -278,7 +278,8 @@ describe('bedrock: refusals and errors', () => {
 
   it('throttling past the SDK’s attempts asks the control plane to retry later (retry_after_ms)', async () => {
     respond = () => ({ status: 429, errorType: 'ThrottlingException', message: 'Too many requests' });
-    const job = await s.submit(input('burst-long'));
+    // One attempt only: a throttled failure gives it back (FailureReport.throttled), so it stays pending.
+    const job = await s.submit(input('burst-long'), { max_attempts: 1 });
     const retried = await waitFor(
       async () => {
         const j = await s.get(job.id);
@@ -286,7 +287,8 @@ describe('bedrock: refusals and errors', () => {
       },
       { what: 'the throttled attempt to fail', timeoutMs: 15_000 },
     );
-    expect(retried.failures[0]).toMatchObject({ code: 'AWS_UNAVAILABLE', retryable: true });
+    expect(retried.failures[0]).toMatchObject({ code: 'AWS_UNAVAILABLE', retryable: true, throttled: true });
+    expect(retried.attempt).toBe(0);
     expect(retried.failures[0]?.message).toContain('ThrottlingException');
     // The SDK's three attempts, then the control plane's retry no sooner than 3 s later.
     expect(requestsOf('burst-long')).toHaveLength(3);

@@ -175,7 +175,8 @@ describe('openai-compatible: errors', () => {
 
   it('a server busy past the attempts asks the control plane to retry later', async () => {
     respond = () => ({ status: 429, message: 'too many requests', retryAfter: '0' });
-    const job = await s.submit(input('burst-long'));
+    // One attempt only: a busy server's failure gives it back (FailureReport.throttled).
+    const job = await s.submit(input('burst-long'), { max_attempts: 1 });
     const retried = await waitFor(
       async () => {
         const j = await s.get(job.id);
@@ -183,7 +184,12 @@ describe('openai-compatible: errors', () => {
       },
       { what: 'the busy attempt to fail' },
     );
-    expect(retried.failures[0]).toMatchObject({ code: 'MODEL_UNAVAILABLE', retryable: true });
+    expect(retried.failures[0]).toMatchObject({
+      code: 'MODEL_UNAVAILABLE',
+      retryable: true,
+      throttled: true,
+    });
+    expect(retried.attempt).toBe(0);
     expect(requestsOf('burst-long')).toHaveLength(3);
     const delay =
       Date.parse(retried.not_before as string) - Date.parse(retried.failures[0]?.timestamp as string);
