@@ -18,7 +18,10 @@ import {
   ReportResponse,
 } from '../contract/index.ts';
 import { retry } from '../lib/retry.ts';
+import { userAgent } from '../lib/version.ts';
 import { classify, ProtocolError, readAnswer, wrapTransport } from './transport.ts';
+
+const USER_AGENT = userAgent();
 
 export interface OperatorClientOptions {
   url: string;
@@ -131,7 +134,11 @@ export class OperatorClient {
           const res = await this.pool.request({
             method: 'POST',
             path: this.basePath + path,
-            headers: { authorization: this.auth, 'content-type': 'application/json' },
+            headers: {
+              authorization: this.auth,
+              'content-type': 'application/json',
+              'user-agent': USER_AGENT,
+            },
             body: payload,
             signal,
           });

@@ -3,7 +3,9 @@
  * a job's timeline, follow-ups and live log, the operators endpoint, and the queue metrics.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { OperatorClient } from '../../src/client/operator-client.ts';
 import type { Job } from '../../src/contract/index.ts';
+import { packageVersion } from '../../src/lib/version.ts';
 import {
   call,
   clients,
@@ -194,6 +196,27 @@ describe('a job', () => {
 });
 
 describe('GET /v1/operators', () => {
+  it("shows the version the daemon's own client sends", async () => {
+    const c = await setup();
+    const client = new OperatorClient({ url: cp!.url, token: cp!.operatorToken });
+    try {
+      await client.poll({
+        executor: 'op-v',
+        data_plane_id: cp!.dataPlaneId,
+        job_types: [TRUNCATE],
+        capacity: 0,
+        wait_ms: 0,
+        held: [],
+      });
+    } finally {
+      await client.close();
+    }
+    const r = await c.user('GET', '/v1/operators');
+    const seen = r.body.operators.find((o: { executor_id: string }) => o.executor_id === 'op-v');
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(seen?.version).toBe(packageVersion());
+  });
+
   it('lists every operator seen, with what it polled for, the jobs it holds, its version, and marks the quiet ones stale', async () => {
     let clock = Date.parse('2026-11-29T12:00:00Z');
     const c = await setup({ now: () => clock, leaseTtlMs: 30_000 });
