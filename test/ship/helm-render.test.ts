@@ -144,6 +144,26 @@ describe('ServiceMonitor', () => {
     expect(r.of('ServiceMonitor')).toHaveLength(1);
     expect(r.of('ServiceMonitor')[0].spec.endpoints[0]).toMatchObject({ port: 'metrics', path: '/metrics' });
   });
+
+  it("the install's notes say when one was asked for and the cluster has no such API", () => {
+    // `helm install --dry-run=client` renders NOTES.txt against a cluster with no monitoring API.
+    const notes = (sets: string[]) =>
+      execFileSync(
+        HELM,
+        [
+          'install',
+          'dpo',
+          CHART,
+          '--dry-run=client',
+          '-f',
+          example('aws'),
+          ...sets.flatMap((x) => ['--set', x]),
+        ],
+        { encoding: 'utf8' },
+      );
+    expect(notes([])).toContain('no ServiceMonitor was created');
+    expect(notes(['serviceMonitor.enabled=false'])).not.toContain('no ServiceMonitor was created');
+  });
 });
 
 describe('NetworkPolicy', () => {
