@@ -6,9 +6,8 @@
 import { z } from 'zod';
 import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
 import { DaemonEnv } from '../daemon/config.ts';
-import { ControlPlaneEnv } from './control-plane.ts';
-import { DevEnv } from './dev.ts';
 import { didYouMean } from './did-you-mean.ts';
+import { ControlPlaneEnv, DevEnv } from './env.ts';
 
 export interface ConfigSection {
   name: string;

@@ -7,32 +7,12 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type OperatorToken, startControlPlane } from '../control-plane/server.ts';
-import { ConfigError, envInt, HostPort, mergeEnv, parseEnvConfig, readSecretFile } from '../lib/config.ts';
+import { ConfigError, mergeEnv, parseEnvConfig, readSecretFile } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
+import { ControlPlaneEnv } from './env.ts';
 import { logDestination } from './pretty-log.ts';
 
-/** Every variable the bundled control plane reads. */
-export const ControlPlaneEnv = z.object({
-  /** Where the server listens; loopback by default. */
-  DPO_CP_LISTEN: HostPort.default({ host: '127.0.0.1', port: 8700 }),
-  /** Data directory (database and generated dev tokens). */
-  DPO_DATA_DIR: z.string().min(1).default('.data'),
-  /** SQLite file; default `<data dir>/control-plane.db`; `:memory:` keeps nothing. */
-  DPO_CP_DB: z.string().min(1).optional(),
-  DPO_CP_ADMIN_TOKEN_FILE: z.string().min(1).optional(),
-  /** JSON file: `{"admin_tokens": [...], "operator_tokens": [{"token", "data_plane_id", "name"?}]}`. */
-  DPO_CP_TOKENS_FILE: z.string().min(1).optional(),
-  /** Operator tokens as `data_plane_id=token_file_path` pairs, comma-separated. */
-  DPO_CP_OPERATOR_TOKEN_FILES: z.string().min(1).optional(),
-  DPO_CP_LEASE_TTL_MS: envInt(100, 3_600_000).default(30_000),
-  DPO_CP_RETRY_BASE_MS: envInt(0, 3_600_000).default(2_000),
-  DPO_CP_RETRY_MAX_MS: envInt(0, 86_400_000).default(300_000),
-  DPO_CP_DEFAULT_MAX_ATTEMPTS: envInt(1, 100).default(3),
-  /** Throttled failures (FailureReport.throttled) whose attempt is given back, per job. */
-  DPO_CP_MAX_THROTTLED_RETRIES: envInt(0, 1000).default(20),
-  DPO_CP_MAX_BODY_BYTES: envInt(1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
-  DPO_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-});
+export { ControlPlaneEnv };
 
 const TokensFile = z.object({
   admin_tokens: z.array(z.string().min(16)).default([]),

@@ -10,40 +10,18 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import logUpdate from 'log-update';
 import pino from 'pino';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { isTerminal } from '../contract/index.ts';
-import { DaemonEnv } from '../daemon/config.ts';
-import { ConfigError, envInt, mergeEnv, parseEnvConfig, userPath } from '../lib/config.ts';
+import { ConfigError, mergeEnv, parseEnvConfig, userPath } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ControlPlaneEnv, DEV_DATA_PLANE_ID, loadTokens } from './control-plane.ts';
 import type { TrackedJob } from './dev-stack.ts';
-import { count, fit, lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
+import { DEV_DAEMON_DEFAULTS, DevEnv } from './env.ts';
+import { count, fitWidth, lastFailure, outcomeSummary, progressBar, STATE_MARK, seconds } from './format.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_URL } from './jobs/connection.ts';
 import { cliCommand } from './paths.ts';
 
-/**
- * Where a laptop differs from a deployment, the daemon's settings under `dev`: a few jobs at a time,
- * lively progress, an hour per job, and a Ctrl-C that does not keep anyone waiting a minute. They are
- * variables under the environment and the env files, which still win, and the daemon reads them
- * through the same configuration as `run`.
- */
-export const DEV_DAEMON_DEFAULTS = {
-  DPO_CONCURRENCY: '8',
-  DPO_PROGRESS_INTERVAL_MS: '250',
-  DPO_JOB_TIMEOUT_MS: '3600000',
-  DPO_DRAIN_TIMEOUT_MS: '10000',
-} as const;
-
-/** The variables `dev` reads beyond the control plane's (DPO_DATA_DIR, DPO_CP_LISTEN, tokens…). */
-export const DevEnv = z.object({
-  /** Rows of the synthetic events dataset (424); changing it regenerates the dataset. */
-  DPO_DEV_ROWS: envInt(1, 1_000_000_000).default(2_000_000),
-  /** Where `dev` serves health and metrics; `off` disables it. */
-  DPO_METRICS_LISTEN: DaemonEnv.shape.DPO_METRICS_LISTEN,
-  /** The local data plane's directory; default `<DPO_DATA_DIR>/local`. */
-  DPO_LOCAL_DIR: z.string().min(1).optional(),
-  DPO_CONCURRENCY: envInt(1, 1_000).default(Number(DEV_DAEMON_DEFAULTS.DPO_CONCURRENCY)),
-});
+export { DEV_DAEMON_DEFAULTS, DevEnv };
 
 /** The examples/ folder of the package, from the sources (src/cli) or the build (dist/src/cli). */
 function examplesDir(): string {
@@ -225,8 +203,8 @@ export function devTable(jobs: readonly TrackedJob[], columns: number): string[]
   return jobs.map((t) => {
     const j = t.job;
     const fraction = j.state === 'completed' ? 1 : j.progress?.fraction;
-    const label = fit(t.label, width).padEnd(width);
-    return fit(
+    const label = fitWidth(t.label, width).padEnd(width);
+    return fitWidth(
       `  ${STATE_MARK[j.state] ?? '?'} ${label}  ${j.state.padEnd(10)} ${progressBar(fraction)}  ${outcomeSummary(j)}`,
       cols - 1,
     );

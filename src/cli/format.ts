@@ -48,7 +48,7 @@ export function clip(s: string, max: number): string {
 }
 
 /** A line cut to `max` characters (with an ellipsis), its spacing kept: for aligned tables. */
-export function fit(line: string, max: number): string {
+export function fitWidth(line: string, max: number): string {
   return line.length <= max ? line : `${line.slice(0, Math.max(0, max - 1))}…`;
 }
 
