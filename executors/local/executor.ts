@@ -62,13 +62,13 @@ export class LocalExecutor implements Executor {
       calculateColumnStats(conn, job, this.config, ctx),
     ),
     'nql-forecast': this.sql((conn, job: JobHandle<NqlForecastInput>, ctx) =>
-      nqlForecast(conn, job, this.config, ctx.signal),
+      nqlForecast(conn, job, this.config, ctx.signal, ctx.log),
     ),
     'materialize-view': this.sql((conn, job: JobHandle<MaterializeViewInput>, ctx) =>
       materializeView(conn, job, ctx, this.config),
     ),
     materialized_views_collect_access_rules_billing_data: this.sql(
-      (conn, job: JobHandle<BillingInput>, ctx) => billing(conn, job, ctx.signal),
+      (conn, job: JobHandle<BillingInput>, ctx) => billing(conn, job, ctx.signal, ctx.log),
     ),
     forecast: this.sql((conn, job: JobHandle<ForecastInput>, ctx) => estimate(conn, job, 'sampled', ctx)),
     'forecast-internal': this.sql((conn, job: JobHandle<ForecastInput>, ctx) =>

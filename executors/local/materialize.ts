@@ -21,6 +21,7 @@ import type { MaterializeViewInput } from '../../src/catalogue/materialization.t
 import { type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
 import { findDataset, registerDataset, snapshotTable, tableExists } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
+import { statementSummary } from './datasets.ts';
 import { withDatasetLock } from './effects.ts';
 import { calculateColumnStats } from './stats.ts';
 import {
@@ -198,6 +199,11 @@ export async function materializeView(
 
   const recalculationId = uuidFrom(chunk ? `batch:${chunk.batch_id}` : `job:${job.id}`);
   ctx.progress({ fraction: 0.1, message: `writing snapshot (${operation})` });
+  ctx.log.info('writing snapshot', {
+    operation,
+    table: `${t.schema}.${t.table}`,
+    ...statementSummary(input.compiled_select),
+  });
   // One write per dataset at a time (effects.ts); a delivery that raced this one and committed
   // first is found again under the lock.
   const snap = await withDatasetLock(datasetId, signal, async () => {
@@ -263,6 +269,11 @@ export async function materializeView(
       } satisfies SnapshotRow;
     });
   }
+  ctx.log.info('snapshot committed', {
+    snapshot_id: snap.snapshot_id,
+    rows_written: snap.rows_written,
+    rows_total: snap.rows_total,
+  });
   ctx.progress({
     fraction: 0.9,
     message: `snapshot ${snap.snapshot_id} committed (${snap.rows_written} rows)`,

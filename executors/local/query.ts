@@ -4,9 +4,9 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
-import { JobAbort, JobError, type JobHandle } from '../../src/executor/index.ts';
+import { JobAbort, JobError, type JobHandle, type JobLogger } from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
-import { singleStatement } from './datasets.ts';
+import { singleStatement, statementSummary } from './datasets.ts';
 import { keepInterrupting, num, toJson } from './warehouse.ts';
 
 export async function nqlForecast(
@@ -14,8 +14,10 @@ export async function nqlForecast(
   job: JobHandle<{ compiled_sql: string }>,
   config: LocalConfig,
   signal: AbortSignal,
+  log?: JobLogger,
 ): Promise<unknown> {
   const sql = job.input.compiled_sql;
+  log?.info('running query', statementSummary(sql));
   let timedOut = false;
   const interrupter = keepInterrupting(conn);
   const timer = setTimeout(() => {
@@ -48,6 +50,7 @@ export async function nqlForecast(
       }
       if (truncated) break;
     }
+    log?.info('query answered', { rows: rows.length, truncated });
     return { type: 'Success', result: { columns, rows }, ...(truncated ? { truncated: true } : {}) };
   } catch (err) {
     if (signal.aborted) throw signal.reason;
@@ -70,7 +73,9 @@ export async function billing(
   conn: DuckDBConnection,
   job: JobHandle<{ dataset_id: number; compiled_query: string }>,
   signal: AbortSignal,
+  log?: JobLogger,
 ): Promise<unknown> {
+  log?.info('running billing query', statementSummary(job.input.compiled_query));
   // A query, not a statement that writes: the billing job only reads the view's rows.
   await singleStatement(conn, job.input.compiled_query, [StatementType.SELECT], 'compiled_query');
   let reader: Awaited<ReturnType<DuckDBConnection['runAndReadAll']>>;
@@ -101,5 +106,6 @@ export async function billing(
     price_per_row: { micro_cents_usd: num(r._nio_price_per_row) },
   }));
   sources.sort((a, b) => a.access_rule_id - b.access_rule_id);
+  log?.info('billing collected', { access_rules: sources.length });
   return { type: 'materialized_views_collect_access_rules_billing_data', sources };
 }
