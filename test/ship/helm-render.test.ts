@@ -1,5 +1,5 @@
 /**
- * The chart as Helm renders it (Helm 4 from scripts/get-helm.sh, or DPO_HELM): what each example really
+ * The chart as Helm renders it (Helm 4 from scripts/get-helm.sh, or HELM_BIN): what each example really
  * deploys (strategy, replicas, volumes), what the schema refuses at `helm template` time, the
  * ServiceMonitor's capability check and the optional NetworkPolicy. No cluster is needed.
  */
@@ -11,7 +11,7 @@ import { parseAllDocuments } from 'yaml';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'helm', 'dataplane-operator');
-const HELM = process.env.DPO_HELM ?? join(ROOT, '.cache', 'helm', 'helm');
+const HELM = process.env.HELM_BIN ?? join(ROOT, '.cache', 'helm', 'helm');
 const example = (name: string) => join(CHART, 'examples', `values-${name}.yaml`);
 
 interface Rendered {
@@ -55,7 +55,7 @@ const deployment = (r: Rendered) => r.of('Deployment')[0];
 beforeAll(() => {
   if (!existsSync(HELM)) {
     throw new Error(
-      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set DPO_HELM to a Helm >= 3.14)`,
+      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set HELM_BIN to a Helm >= 3.14)`,
     );
   }
 });
