@@ -9,6 +9,7 @@ import { benchInference } from './inference.ts';
 import { benchLocal } from './local.ts';
 import { benchSageMaker } from './sagemaker.ts';
 import { benchSnowflake } from './snowflake.ts';
+import { benchSoak } from './soak.ts';
 
 // `npm run bench -- local` (or control-plane, daemon, inference) runs only those parts.
 const only = new Set(process.argv.slice(2));
@@ -20,3 +21,4 @@ if (want('local')) await benchLocal();
 if (want('inference')) await benchInference();
 if (want('snowflake')) await benchSnowflake();
 if (want('sagemaker')) await benchSageMaker();
+if (only.has('soak')) await benchSoak(); // only when named: 30 minutes
