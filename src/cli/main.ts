@@ -29,8 +29,9 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
   // Long-running commands refuse an unreadable env file and unknown DPO_* variables (exit 2) before
   // they start: a typo must not run the daemon on a default.
   program.hook('preAction', async (_program, action) => {
-    const { STRICT_COMMANDS, refuseUnknownVariables } = await import('./strict-env.ts');
-    if (!STRICT_COMMANDS.has(action.name())) return;
+    // Only those load the variables' schema (the jobs CLI starts without it).
+    if (!['run', 'dev', 'control-plane'].includes(action.name())) return;
+    const { refuseUnknownVariables } = await import('./strict-env.ts');
     try {
       refuseUnknownVariables((action.opts() as { envFile?: string[] }).envFile ?? []);
     } catch (err) {

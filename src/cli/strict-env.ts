@@ -10,9 +10,6 @@
 import { ConfigError, type Env, mergeEnv, readEnvFile } from '../lib/config.ts';
 import { unknownVariableIssues } from './config-schema.ts';
 
-/** The commands whose startup refuses unknown variables. */
-export const STRICT_COMMANDS: ReadonlySet<string> = new Set(['run', 'dev', 'control-plane']);
-
 /** Throws a ConfigError naming every unreadable env file, or else every unknown `DPO_*` variable. */
 export function refuseUnknownVariables(files: readonly string[], env: Env = process.env): void {
   const names = new Set<string>();
