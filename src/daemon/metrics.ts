@@ -9,35 +9,58 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
- * How often the event loop's delay is sampled by default (ms). Sampling costs a wakeup each time:
- * on this project's VMs every 20 ms cost 0.55 % of a core when idle (the bar is 0.2 %), every
- * 100 ms 0.1–0.15 %, so the default is once a second; a block is seen when it spans a sample.
+ * How often the event loop's delay is sampled (ms). Sampling costs a wakeup each time: on this
+ * project's VMs every 20 ms cost 0.55 % of a core when idle (the bar is 0.2 %), every second 0.1 %.
+ * So the daemon samples once a second while it holds no job, and every 20 ms while it holds some,
+ * when lag matters (leases, progress, cancels) and the cost is small next to the jobs' own: a short
+ * block while work runs is then seen, not only one that happens to span a once-a-second sample.
  */
 const LAG_RESOLUTION_MS = 1_000;
+const LAG_BUSY_RESOLUTION_MS = 20;
 
 /**
  * Event-loop lag as an operator reads it: Node's delay histogram measures each sampling timer from
  * when it was armed, so it includes the sampling interval itself (an idle loop reads the
  * resolution, ~1 s at prom-client's default). This subtracts it, so an idle daemon reads near zero
- * and a loop blocked across a sample reads how long it was late. Quantiles since the previous scrape.
+ * and a blocked loop reads how long it was late. Quantiles since the previous scrape: of the dense
+ * samples when there were some (the daemon held jobs), else of the sparse ones; the maximum of both.
  */
-function eventLoopLag(registers: Registry[], resolutionMs: number): Gauge<'quantile'> {
-  const h = monitorEventLoopDelay({ resolution: resolutionMs });
-  h.enable();
-  const lag = (ns: number) => Math.max(0, ns / 1e9 - resolutionMs / 1e3);
-  return new Gauge({
+function eventLoopLag(registers: Registry[], idleMs: number, busyMs: number) {
+  const sparse = monitorEventLoopDelay({ resolution: idleMs });
+  sparse.enable();
+  const dense = monitorEventLoopDelay({ resolution: busyMs });
+  let denseOn = false;
+  const lag = (ns: number, resolutionMs: number) => Math.max(0, ns / 1e9 - resolutionMs / 1e3);
+  const gauge = new Gauge({
     name: 'dpo_event_loop_lag_seconds',
-    help: `Event-loop lag beyond the ${resolutionMs} ms sampling interval, since the previous scrape`,
+    help: `Event-loop lag beyond the sampling interval (${busyMs} ms while jobs are held, else ${idleMs} ms), since the previous scrape`,
     labelNames: ['quantile'] as const,
     registers,
     collect() {
+      const [h, ms] = dense.count > 0 ? [dense, busyMs] : [sparse, idleMs];
       if (h.count === 0) return;
-      this.set({ quantile: '0.5' }, lag(h.percentile(50)));
-      this.set({ quantile: '0.99' }, lag(h.percentile(99)));
-      this.set({ quantile: '1' }, lag(h.max));
-      h.reset();
+      this.set({ quantile: '0.5' }, lag(h.percentile(50), ms));
+      this.set({ quantile: '0.99' }, lag(h.percentile(99), ms));
+      const maxSparse = sparse.count > 0 ? lag(sparse.max, idleMs) : 0;
+      const maxDense = dense.count > 0 ? lag(dense.max, busyMs) : 0;
+      this.set({ quantile: '1' }, Math.max(maxSparse, maxDense));
+      sparse.reset();
+      dense.reset();
     },
   });
+  return {
+    gauge,
+    /** Dense sampling while the daemon holds jobs, sparse otherwise. */
+    setBusy(busy: boolean): void {
+      if (busy === denseOn) return;
+      denseOn = busy;
+      if (busy) dense.enable();
+      else dense.disable();
+    },
+    get dense(): boolean {
+      return denseOn;
+    },
+  };
 }
 
 /**
@@ -74,7 +97,9 @@ function packageVersion(): string {
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DURATION_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600];
 
-export function createMetrics(options: { defaultMetrics?: boolean; lagResolutionMs?: number } = {}) {
+export function createMetrics(
+  options: { defaultMetrics?: boolean; lagResolutionMs?: number; lagBusyResolutionMs?: number } = {},
+) {
   const registry = new Registry();
   if (options.defaultMetrics !== false)
     collectDefaultMetrics({
@@ -85,6 +110,19 @@ export function createMetrics(options: { defaultMetrics?: boolean; lagResolution
       eventLoopMonitoringPrecision: LAG_RESOLUTION_MS,
     });
   const registers = [registry];
+  const lagMonitor =
+    options.defaultMetrics !== false
+      ? eventLoopLag(
+          registers,
+          options.lagResolutionMs ?? LAG_RESOLUTION_MS,
+          options.lagBusyResolutionMs ?? LAG_BUSY_RESOLUTION_MS,
+        )
+      : undefined;
+  const heldGauge = new Gauge({
+    name: 'dpo_jobs_held',
+    help: 'Jobs whose lease this daemon holds',
+    registers,
+  });
   new Gauge({
     name: 'dpo_build_info',
     help: 'Always 1; the labels say which build runs',
@@ -118,9 +156,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; lagResolution
       labelNames: ['job_type', 'executor'] as const,
       registers,
     }),
-    ...(options.defaultMetrics !== false
-      ? { eventLoopLag: eventLoopLag(registers, options.lagResolutionMs ?? LAG_RESOLUTION_MS) }
-      : {}),
+    ...(lagMonitor ? { eventLoopLag: lagMonitor } : {}),
     claimed: new Counter({
       name: 'dpo_jobs_claimed_total',
       help: 'Jobs claimed from the control plane',
@@ -153,7 +189,13 @@ export function createMetrics(options: { defaultMetrics?: boolean; lagResolution
       labelNames: ['executor'] as const,
       registers,
     }),
-    held: new Gauge({ name: 'dpo_jobs_held', help: 'Jobs whose lease this daemon holds', registers }),
+    /** Jobs held; the lag monitor samples densely while there are some. */
+    held: {
+      set(n: number): void {
+        heldGauge.set(n);
+        lagMonitor?.setBusy(n > 0);
+      },
+    },
     capacity: new Gauge({ name: 'dpo_capacity', help: 'Configured concurrency', registers }),
     requests: new Histogram({
       name: 'dpo_control_plane_request_seconds',

@@ -37,4 +37,29 @@ describe('event-loop lag', () => {
     expect(lagOf(after, '1')).toBeGreaterThanOrEqual((blockedFor - 20 - 5) / 1000);
     expect(after).toMatch(/dpo_nodejs_eventloop_lag_p50_seconds/);
   });
+
+  it('samples every 20 ms while the daemon holds jobs (a short block is seen), once a second otherwise', async () => {
+    const metrics = createMetrics(); // the daemon's defaults: 1 s idle, 20 ms busy
+    expect(metrics.eventLoopLag?.dense).toBe(false);
+    metrics.held.set(2);
+    expect(metrics.eventLoopLag?.dense).toBe(true);
+    // Let dense samples accumulate, then scrape (which resets the histograms).
+    await waitFor(
+      async () => /dpo_event_loop_lag_seconds\{quantile="0.5"\}/.test(await metrics.registry.metrics()),
+      {
+        intervalMs: 50,
+      },
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    const blockedFor = 60;
+    const until = performance.now() + blockedFor;
+    while (performance.now() < until) {
+      // block the event loop
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    // Sampled once a second only, a 60 ms block would be seen about one time in seventeen.
+    expect(lagOf(await metrics.registry.metrics(), '1')).toBeGreaterThanOrEqual((blockedFor - 20 - 5) / 1000);
+    metrics.held.set(0);
+    expect(metrics.eventLoopLag?.dense).toBe(false);
+  });
 });
