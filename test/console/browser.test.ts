@@ -19,7 +19,7 @@ import {
   waitFor,
 } from '../helpers.ts';
 
-const CHROMIUM = process.env.DPO_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts/console';
 // Without the background-networking flags Chromium tries to reach Google's hosts at every start.
 const CHROMIUM_ARGS = [

@@ -1,6 +1,6 @@
 /**
  * The chart's optional KEDA ScaledObject as Helm renders it (Helm from scripts/get-helm.sh, or
- * DPO_HELM): a Prometheus trigger on the data plane's jobs from the control plane's queue metrics.
+ * HELM_BIN): a Prometheus trigger on the data plane's jobs from the control plane's queue metrics.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { parseAllDocuments } from 'yaml';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'helm', 'dataplane-operator');
-const HELM = process.env.DPO_HELM ?? join(ROOT, '.cache', 'helm', 'helm');
+const HELM = process.env.HELM_BIN ?? join(ROOT, '.cache', 'helm', 'helm');
 const AWS = join(CHART, 'examples', 'values-aws.yaml');
 const KEDA_API = 'keda.sh/v1alpha1/ScaledObject';
 
@@ -43,7 +43,7 @@ function template(sets: string[], apiVersions: string[] = [KEDA_API], files = [A
 beforeAll(() => {
   if (!existsSync(HELM)) {
     throw new Error(
-      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set DPO_HELM to a Helm >= 3.14)`,
+      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set HELM_BIN to a Helm >= 3.14)`,
     );
   }
 });
