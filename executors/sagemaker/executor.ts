@@ -6,7 +6,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type { ModelsDeliverModelInput, ModelTrainingRunInput } from '../../src/catalogue/models.ts';
-import { awsClientOptions } from '../../src/executor/aws.ts';
+import { awsClientOptions, withOutageBudget } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
   type Executor,
@@ -69,7 +69,12 @@ export class SageMakerExecutor implements Executor {
     this.s3 = undefined;
   }
 
-  execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
-    return runHandler(this.handlers, job, ctx);
+  async execute(job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
+    try {
+      return await runHandler(this.handlers, job, ctx);
+    } catch (err) {
+      // AWS out after the SDK's retries: ask for a retry delay that grows with the attempt.
+      throw withOutageBudget(err, job.attempt);
+    }
   }
 }

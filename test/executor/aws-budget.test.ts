@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emrServerlessModule } from '../../executors/emr-serverless/index.ts';
+import { sagemakerModule } from '../../executors/sagemaker/index.ts';
 import {
   awsError,
   OUTAGE_RETRY_AFTER_MS,
@@ -120,6 +121,42 @@ describe('the EMR executor with S3 unreachable', () => {
       expect(delays[0]).toBeLessThan(2 * MIN);
       expect(delays[1]).toBeGreaterThanOrEqual(4 * MIN);
       expect(delays[1]).toBeLessThan(8 * MIN);
+    } finally {
+      await executor.close?.();
+    }
+  });
+
+  it('the SageMaker executor prices its outage failures for the attempt too', async () => {
+    const port = await closedPort();
+    const executor = await sagemakerModule.createExecutor({
+      DPO_SAGEMAKER_REGION: 'us-east-1',
+      DPO_SAGEMAKER_ROLE_ARN: 'arn:aws:iam::210987654321:role/dpo-training',
+      DPO_SAGEMAKER_S3_URI: 's3://dpo-test-bucket/operator',
+      DPO_SAGEMAKER_SOURCE_URI: 's3://dpo-test-bucket/code/sourcedir.tar.gz',
+      DPO_SAGEMAKER_MAX_ATTEMPTS: '1',
+      DPO_SAGEMAKER_REQUEST_TIMEOUT_MS: '2000',
+      AWS_ENDPOINT_URL_SAGEMAKER: `http://127.0.0.1:${port}`,
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
+    });
+    const input = JSON.parse(
+      readFileSync(
+        join(import.meta.dirname, '..', 'fixtures', 'seed', 'model_training_run.input.json'),
+        'utf8',
+      ),
+    );
+    try {
+      const delays: number[] = [];
+      for (const attempt of [1, 3]) {
+        const { ctx } = createTestContext();
+        const failure = await executor.execute(testJob('model_training_run', input, { attempt }), ctx).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(failure).toMatchObject({ code: 'AWS_UNAVAILABLE', retryable: true });
+        delays.push((failure as JobError).retryAfterMs as number);
+      }
+      expect(delays[0]).toBeLessThan(2 * MIN);
+      expect(delays[1]).toBeGreaterThanOrEqual(15 * MIN);
     } finally {
       await executor.close?.();
     }
