@@ -48,6 +48,8 @@ COPY --from=deps /app/node_modules node_modules
 COPY --from=build /src/dist dist
 # The EMR runner, for `dataplane-operator emr upload-runner` (it resolves it beside the compiled CLI).
 COPY executors/emr-serverless/runner/job_runner.py dist/executors/emr-serverless/runner/job_runner.py
+# The console's static page (tsc copies no assets).
+COPY src/control-plane/console/static dist/src/control-plane/console/static
 COPY package.json ./
 COPY config config
 COPY examples examples

@@ -39,6 +39,7 @@ step "runtime stage: dist, package.json, config, examples"
 cp -r "$tmp/build/dist" "$tmp/app/dist"
 mkdir -p "$tmp/app/dist/executors/emr-serverless/runner"
 cp "$repo/executors/emr-serverless/runner/job_runner.py" "$tmp/app/dist/executors/emr-serverless/runner/"
+cp -r "$repo/src/control-plane/console/static" "$tmp/app/dist/src/control-plane/console/static"
 cp -r "$repo/config" "$repo/examples" "$tmp/app/"
 mkdir -p "$tmp/data"
 
@@ -80,6 +81,9 @@ id="$(echo '{"dataset_id": 1, "compiled_sql": "CREATE TABLE company_9.dataset_1 
   | "$node" dist/src/cli/main.js jobs submit --type datasets_create_table --company-id 9 --data-plane-id dp-local -)"
 "$node" dist/src/cli/main.js jobs wait "$id" --timeout 30000 >/dev/null || { echo "job $id did not complete" >&2; cat "$tmp/run.log" >&2; exit 1; }
 echo "   job $id completed"
+step "the console's page is served from the image's files"
+"$node" -e "fetch('http://127.0.0.1:$cp_port/console').then(async r=>{const t=await r.text();process.exit(r.ok&&/<html/i.test(t)?0:1)},()=>process.exit(1))" \
+  || { echo "/console did not serve its page" >&2; cat "$tmp/cp.log" >&2; exit 1; }
 
 step "SIGTERM drains and exits 0"
 kill -TERM "$daemon"
