@@ -68,6 +68,12 @@ export class JobError extends Error {
 
 /** The part of a claimed job an executor sees. `input` has been validated against its type. */
 export interface JobHandle<I = unknown> {
+  /**
+   * The same on every delivery and attempt of the job (a reschedule keeps it): the key of the job's
+   * effect. An executor that writes records it (with a part, e.g. a chunk, when a job writes in
+   * pieces) with the write itself, atomically, and answers a re-delivery from that record, or
+   * passes it as the backend's idempotency key (docs/integrity.md, "Exactly-once effects").
+   */
   readonly id: string;
   readonly type: string;
   readonly attempt: number;
