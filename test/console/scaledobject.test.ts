@@ -37,6 +37,7 @@ function template(sets: string[], apiVersions: string[] = [KEDA_API], files = [A
     ok: r.status === 0,
     error: r.stderr,
     scaled: objects.filter((o: any) => o.kind === 'ScaledObject'),
+    deployment: objects.find((o: any) => o.kind === 'Deployment'),
   };
 }
 
@@ -70,6 +71,16 @@ describe('the KEDA ScaledObject', () => {
         },
       },
     ]);
+  });
+
+  it('leaves the replica count to KEDA (an upgrade must not reset it), and sets it without KEDA', () => {
+    const scaled = template([...on, 'replicaCount=3']);
+    expect(scaled.error).toBe('');
+    expect(scaled.deployment.spec).not.toHaveProperty('replicas');
+    const fixed = template(['replicaCount=3']);
+    expect(fixed.deployment.spec.replicas).toBe(3);
+    // Asked for on a cluster without KEDA: no ScaledObject, so the Deployment keeps its count.
+    expect(template([...on, 'replicaCount=3'], []).deployment.spec.replicas).toBe(3);
   });
 
   it('takes a query of its own and a TriggerAuthentication', () => {
