@@ -3,10 +3,9 @@
  * one process in tests). Labels are low-cardinality only: job type, executor name, outcome, path, and
  * a failure code bounded by MAX_FAILURE_CODES.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { packageVersion } from '../lib/version.ts';
 
 /**
  * How often the event loop's delay is sampled (ms). Sampling costs a wakeup each time: on this
@@ -79,19 +78,6 @@ function failureCodes(): (code: string) => string {
     seen.add(code);
     return code;
   };
-}
-
-/** This package's version, from package.json (two levels up in src/, three in dist/src/). */
-function packageVersion(): string {
-  for (const up of ['../..', '../../..']) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(import.meta.dirname, up, 'package.json'), 'utf8'));
-      if (pkg.name === 'dataplane-operator' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not there: the next candidate
-    }
-  }
-  return 'unknown';
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
