@@ -3,7 +3,7 @@
  * AWS SDK's default chain finds them (IRSA, an instance profile, the usual AWS_* variables).
  */
 import { z } from 'zod';
-import { loadModelMap, type ModelMap, type ModelMapJson } from '../../src/executor/inference/index.ts';
+import { loadModelMap, type ModelMap, type ModelMapJson } from '../../src/executor/inference/models.ts';
 import { ConfigError, type Env, envInt, parseEnvConfig } from '../../src/lib/config.ts';
 
 /**

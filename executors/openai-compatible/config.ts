@@ -3,7 +3,7 @@
  * llama.cpp server, Ollama) that serves the OpenAI chat-completions API.
  */
 import { z } from 'zod';
-import { loadModelMap, type ModelMap, type ModelMapJson } from '../../src/executor/inference/index.ts';
+import { loadModelMap, type ModelMap, type ModelMapJson } from '../../src/executor/inference/models.ts';
 import { type Env, envInt, parseEnvConfig, readSecretFile } from '../../src/lib/config.ts';
 
 /** The shipped map: the open-weight models a vLLM server names by their Hugging Face ids. */
