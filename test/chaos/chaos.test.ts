@@ -82,8 +82,10 @@ const TTL = 1_500;
 const FENCE = Math.floor((TTL * 3) / 4);
 /** Event-loop and network slack on top of the fencing bound (2 shared cores, ~6 processes). */
 const SLACK = 250;
-const JOBS = Math.max(24, Math.round(DURATION_S * 1.1));
-const DML_JOBS = Math.max(8, Math.round(DURATION_S / 2.5));
+const JOBS = Math.max(24, Math.round(DURATION_S * 0.6));
+const DML_JOBS = Math.max(8, Math.round(DURATION_S / 4));
+/** How long every job may take to end once the schedule is over. */
+const END_MS = 45_000 + (JOBS + DML_JOBS) * 300;
 const ACTIONS = Math.max(34, Math.round(DURATION_S * 1.6));
 const SCHEDULE_BUDGET_MS = DURATION_S * 1_000;
 /** The DML jobs' data plane: one daemon at a time runs the local data plane on this warehouse. */
@@ -465,7 +467,7 @@ describe('daemons under a seeded schedule of faults', () => {
                 finalDml.every((j) => TERMINAL.has(j.state))
               );
             },
-            { timeoutMs: 45_000, intervalMs: 200, what: 'every job to end' },
+            { timeoutMs: END_MS, intervalMs: 200, what: 'every job to end' },
           );
         } catch (err) {
           for (const j of [...final, ...finalDml].filter((x) => !TERMINAL.has(x.state))) {
@@ -663,7 +665,17 @@ describe('daemons under a seeded schedule of faults', () => {
           const code = await Promise.race([p.exited, sleep(15_000).then(() => 'still running')]);
           const why = asked.get(pid);
           if (why === undefined)
-            violations.push(`daemon pid ${pid} (${kindOf.get(pid)}) ended on its own: ${String(code)}`);
+            violations.push(
+              `daemon pid ${pid} (${kindOf.get(pid)}) ended on its own: ${String(code)}; last words: ${
+                p
+                  .stdout()
+                  .split('\n')
+                  .filter((l) => /"level":(50|60)/.test(l))
+                  .slice(-2)
+                  .join(' ')
+                  .slice(0, 1_500) || p.stderr().slice(-1_500)
+              }`,
+            );
           else if (why === 'SIGTERM' && code !== 0) {
             violations.push(`daemon pid ${pid} (${kindOf.get(pid)}) exited ${String(code)} on SIGTERM`);
           }
@@ -775,7 +787,7 @@ describe('daemons under a seeded schedule of faults', () => {
         await service.close();
       }
     },
-    SCHEDULE_BUDGET_MS + 110_000,
+    SCHEDULE_BUDGET_MS + END_MS + 65_000,
   );
 });
 
