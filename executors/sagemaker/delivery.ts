@@ -30,6 +30,7 @@ import { z } from 'zod';
 import type { ModelsDeliverModelInput } from '../../src/catalogue/models.ts';
 import { awsError, callSignal } from '../../src/executor/aws.ts';
 import { abortReasonOf, type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
+import { registerSecret } from '../../src/lib/secrets.ts';
 import { type SageMakerConfig, slug } from './config.ts';
 import { hubError, hubFetch } from './hub-fetch.ts';
 import { S3ObjectBlob } from './s3-object.ts';
@@ -177,6 +178,7 @@ export async function runDelivery(
 function readToken(file: string, connectionId: string): string {
   try {
     const token = readFileSync(file, 'utf8').trim();
+    registerSecret(token);
     if (token) return token;
   } catch {
     // fall through: the message names the connection and the file, never a token

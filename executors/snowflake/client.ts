@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions, Pool, RowStatement } from 'snowflake-sdk';
 import { JobError } from '../../src/executor/index.ts';
 import { backoffDelay, sleep } from '../../src/lib/retry.ts';
+import { registerSecret } from '../../src/lib/secrets.ts';
 import { readPassphrase, type SnowflakeConfig } from './config.ts';
 import { isSessionGone, scrub, snowflakeJobError } from './errors.ts';
 
@@ -94,7 +95,9 @@ export class SnowflakeClient {
       };
     }
     if (a.kind === 'OAUTH') {
-      return { ...base, authenticator: 'OAUTH', token: readFileSync(a.tokenFile, 'utf8').trim() };
+      const token = readFileSync(a.tokenFile, 'utf8').trim();
+      registerSecret(token);
+      return { ...base, authenticator: 'OAUTH', token };
     }
     return { ...base, authenticator: 'SNOWFLAKE', password: a.password };
   }

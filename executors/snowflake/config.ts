@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { jobTypesFor } from '../../src/catalogue/index.ts';
 import { ConfigError, type Env, envInt, envPairs, parseEnvConfig } from '../../src/lib/config.ts';
+import { registerSecret } from '../../src/lib/secrets.ts';
 
 /** A Snowflake identifier the operator puts in SQL (always quoted, so exactly as written). */
 const Identifier = z
@@ -229,7 +230,10 @@ function keyProblem(auth: Extract<Auth, { kind: 'SNOWFLAKE_JWT' }>): string | un
 }
 
 export function readPassphrase(auth: Extract<Auth, { kind: 'SNOWFLAKE_JWT' }>): string | undefined {
-  return auth.passphraseFile ? readFileSync(auth.passphraseFile, 'utf8').replace(/\r?\n$/, '') : undefined;
+  if (!auth.passphraseFile) return undefined;
+  const passphrase = readFileSync(auth.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+  registerSecret(passphrase);
+  return passphrase;
 }
 
 /** What `config check` says about a valid configuration that deserves attention. */

@@ -18,6 +18,7 @@ import {
   ReportResponse,
 } from '../contract/index.ts';
 import { retry } from '../lib/retry.ts';
+import { redactSecrets } from '../lib/secrets.ts';
 import { userAgent } from '../lib/version.ts';
 import { classify, ProtocolError, readAnswer, wrapTransport } from './transport.ts';
 
@@ -124,7 +125,8 @@ export class OperatorClient {
     extraTimeoutMs: number,
   ): Promise<unknown> {
     const template = path.replace(/[0-9a-f-]{36}/, '{id}');
-    const payload = JSON.stringify(body);
+    // The last net before the control plane: no secret this process holds leaves in a body.
+    const payload = redactSecrets(JSON.stringify(body));
     return retry(
       async () => {
         const started = performance.now();

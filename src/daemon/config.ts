@@ -14,6 +14,7 @@ import {
   parseEnvConfig,
   readSecretFile,
 } from '../lib/config.ts';
+import { registerSecret } from '../lib/secrets.ts';
 
 const list = z.string().transform((s) =>
   s
@@ -83,8 +84,10 @@ export function loadDaemonConfig(env: Env): Readonly<DaemonConfig> {
     } catch (err) {
       issues.push(...(err as ConfigError).issues);
     }
-  } else if (tokenValue) token = tokenValue;
-  else issues.push('DPO_TOKEN_FILE: required (or DPO_TOKEN): the operator token for the control plane');
+  } else if (tokenValue) {
+    token = tokenValue;
+    registerSecret(tokenValue);
+  } else issues.push('DPO_TOKEN_FILE: required (or DPO_TOKEN): the operator token for the control plane');
   if (issues.length > 0 || parsed === undefined || token === undefined) throw new ConfigError(issues);
   return Object.freeze({
     ...parsed,

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { AppendLogsBatchRequest } from '../contract/index.ts';
 import type { JobLogger } from '../executor/index.ts';
+import { redactSecrets } from '../lib/secrets.ts';
 import { type ControlPlane, describeError } from './control-plane.ts';
 import type { Metrics } from './metrics.ts';
 import type { Execution } from './slots.ts';
@@ -61,7 +62,7 @@ export class LogShipper {
           this.c.metrics.logLinesDropped.inc();
           return;
         }
-        ex.logLines.push({ ts: new Date().toISOString(), level, msg: msg.slice(0, 16_000) });
+        ex.logLines.push({ ts: new Date().toISOString(), level, msg: redactSecrets(msg).slice(0, 16_000) });
       };
     return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
   }

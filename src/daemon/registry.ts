@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Executor, ExecutorFactory, ExecutorModule } from '../executor/index.ts';
 import { ConfigError, type Env } from '../lib/config.ts';
+import { registerSecret } from '../lib/secrets.ts';
 
 export type BuiltinExecutors = Readonly<Record<string, ExecutorModule>>;
 
@@ -20,6 +21,8 @@ export async function loadExecutors(
 ): Promise<Executor[]> {
   const out: Executor[] = [];
   for (const name of names) {
+    // The executor's secret variables join what every log line and failure is redacted of.
+    for (const v of builtins[name]?.secretVars ?? []) registerSecret(env[v]);
     let factory: ExecutorFactory | undefined = builtins[name]?.createExecutor;
     if (factory === undefined) {
       if (!/[/\\]|\.[cm]?[jt]s$/.test(name)) {

@@ -14,6 +14,7 @@ import { validateInput, validateResult } from '../catalogue/index.ts';
 import type { FailureReport, Job } from '../contract/index.ts';
 import { abortReasonOf, type ExecuteContext, type Executor, JobError } from '../executor/index.ts';
 import type { JobSignals } from '../executor/signals.ts';
+import { redactSecrets } from '../lib/secrets.ts';
 
 export type Outcome =
   | { kind: 'complete'; result: unknown }
@@ -44,21 +45,24 @@ export function coerceError(err: unknown): FailureReport {
   return { code: 'INTERNAL', message: truncate(`non-error thrown: ${String(err)}`), retryable: true };
 }
 
-function truncate(s: string, max = 4_000): string {
+/** Secrets redacted first (a cut must not leave half of one), then cut to `max`. */
+function truncate(raw: string, max = 4_000): string {
+  const s = redactSecrets(raw);
   return s.length > max ? `${s.slice(0, max)}… (${s.length - max} more characters)` : s;
 }
 
-/** Details must survive JSON; anything that does not is replaced by its string form. */
+/** Details must survive JSON; anything that does not is replaced by its string form. Secrets redacted. */
 function safeDetails(details: unknown): unknown {
   try {
-    const text = JSON.stringify(details);
+    const json = JSON.stringify(details);
+    const text = json === undefined ? undefined : redactSecrets(json);
     return text === undefined
       ? null
       : text.length > 16_384
         ? { truncated: text.slice(0, 16_384) }
         : JSON.parse(text);
   } catch {
-    return { unserialisable: String(details) };
+    return { unserialisable: redactSecrets(String(details)) };
   }
 }
 

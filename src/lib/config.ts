@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { registerSecret } from './secrets.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -80,6 +81,7 @@ export function readSecretFile(path: string, what: string): string {
   try {
     const value = readFileSync(path, 'utf8').trim();
     if (value === '') throw new ConfigError([`${what}: file ${path} is empty`]);
+    registerSecret(value);
     return value;
   } catch (err) {
     if (err instanceof ConfigError) throw err;

@@ -4,6 +4,7 @@
  * wildcards made every child logger several times more expensive than a no-op job.)
  */
 import pino, { type Logger } from 'pino';
+import { redactSecrets } from './secrets.ts';
 
 const SECRET_KEYS = [
   'token',
@@ -32,6 +33,8 @@ export function createLogger(
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // Every secret value the process holds (src/lib/secrets.ts), wherever it appears in a line.
+    hooks: { streamWrite: redactSecrets },
   };
   return options.destination ? pino(opts, options.destination) : pino(opts);
 }
