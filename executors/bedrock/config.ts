@@ -44,7 +44,12 @@ export const BedrockEnv = z.object({
   // Read by the AWS SDK itself; listed so `config check` knows them.
   AWS_REGION: z.string().min(1).optional(),
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME: z.url().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).optional(),
 });
+
+/** Read by the SDK: registered as secrets (redacted from logs and failures, `config print`). */
+export const BEDROCK_SECRET_VARS = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
 
 export interface BedrockConfig {
   region: string;
