@@ -82,7 +82,14 @@ export interface FakeHub {
   calls: Record<HubOp, number>;
   /** Every Authorization header value seen (tests check no other token was sent). */
   authorizations: Set<string>;
-  failNext(op: HubOp, status: number, times?: number, headers?: Record<string, string>): void;
+  /** The next `times` requests of `op` are answered `status`, with `message` as the body's error if given. */
+  failNext(
+    op: HubOp,
+    status: number,
+    times?: number,
+    headers?: Record<string, string>,
+    message?: string,
+  ): void;
   close(): Promise<void>;
 }
 
@@ -114,7 +121,10 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     commits: 0,
     tree: 0,
   };
-  const injected = new Map<HubOp, Array<{ status: number; headers: Record<string, string> }>>();
+  const injected = new Map<
+    HubOp,
+    Array<{ status: number; headers: Record<string, string>; message?: string | undefined }>
+  >();
   const threshold = options.lfsThreshold ?? 1 << 20;
   /** Multipart uploads in progress: oid → part number → bytes (test files only: small). */
   const parts = new Map<string, Map<number, Buffer>>();
@@ -159,7 +169,7 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
       const fault = injected.get(r.op)?.shift();
       if (fault) {
         await readBody(req);
-        return json(res, fault.status, { error: `injected ${fault.status}` }, fault.headers);
+        return json(res, fault.status, { error: fault.message ?? `injected ${fault.status}` }, fault.headers);
       }
       // LFS uploads go to storage with a pre-signed URL, not the token.
       if (r.op !== 'upload' && r.op !== 'part' && r.op !== 'complete') {
@@ -331,9 +341,9 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     uploads,
     calls,
     authorizations,
-    failNext(op, status, times = 1, headers = {}) {
+    failNext(op, status, times = 1, headers = {}, message = undefined) {
       const list = injected.get(op) ?? [];
-      for (let i = 0; i < times; i++) list.push({ status, headers });
+      for (let i = 0; i < times; i++) list.push({ status, headers, message });
       injected.set(op, list);
     },
     close: () =>
