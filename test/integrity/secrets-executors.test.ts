@@ -312,6 +312,66 @@ it('sagemaker: the Hub token and AWS secrets leak nowhere on a training failure 
   ).toBeGreaterThan(0);
 }, 40_000);
 
+it('snowflake key pair: the private key passphrase leaks nowhere on a failed statement that quotes it', async () => {
+  const PASSPHRASE = 'SECRETPASSPHRASE-9b4f-do-not-log-4444';
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: PASSPHRASE },
+  });
+  const fake = await startSnowflakeFake({
+    account: 'myorg-test',
+    user: 'DPO_OPERATOR',
+    publicKeyPem: publicKey,
+    database: 'NARRATIVE',
+  });
+  cleanup.push(() => fake.close());
+  await fake.sql('CREATE SCHEMA IF NOT EXISTS company_56');
+  await fake.sql('CREATE TABLE company_56.dataset_31 AS SELECT i AS id FROM range(1, 11) t(i)');
+  fake.failures.push({
+    match: /^DELETE FROM company_56\.dataset_31/,
+    at: 'submit',
+    code: '002003',
+    message: `Object does not exist, or operation cannot be performed (passphrase ${PASSPHRASE})`,
+    sqlState: '02000',
+  });
+  const s = await startLeakStack({
+    DPO_EXECUTORS: 'snowflake',
+    SNOWFLAKE_DISABLE_PLATFORM_DETECTION: 'true',
+    DPO_SNOWFLAKE_ACCOUNT: 'myorg-test',
+    DPO_SNOWFLAKE_USER: 'DPO_OPERATOR',
+    DPO_SNOWFLAKE_ROLE: 'DPO_ROLE',
+    DPO_SNOWFLAKE_DATABASE: 'NARRATIVE',
+    DPO_SNOWFLAKE_WAREHOUSE: 'DPO_WH',
+    DPO_SNOWFLAKE_PRIVATE_KEY_FILE: secretFile('rsa_key.p8', privateKey),
+    DPO_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: secretFile('passphrase', PASSPHRASE),
+    DPO_SNOWFLAKE_URL: fake.url,
+    DPO_SNOWFLAKE_POLL_MIN_MS: '10',
+    DPO_SNOWFLAKE_POLL_MAX_MS: '50',
+    DPO_SNOWFLAKE_REQUEST_TIMEOUT_MS: '5000',
+  });
+  cleanup.push(() => s.close());
+  const ids = [
+    await s.submit('datasets_execute_dml', {
+      dataset_id: 31,
+      nql: 'n/a',
+      compiled_sql: 'DELETE FROM company_56.dataset_31 WHERE id > 5',
+      nio_last_modified_at: '2024-01-15T10:30:00Z',
+    }),
+  ];
+  const jobs = await s.settle(ids);
+  console.log(`secrets snowflake key pair: ${summary(jobs)}`);
+  // The key opened with the passphrase (a login succeeded), and the statement failed.
+  expect(fake.logins.ok).toBeGreaterThan(0);
+  for (const j of jobs) expect(j.failures.length, j.type).toBeGreaterThan(0);
+  const redactedIn = await s.checkNoLeak(ids, jobs, { passphrase: PASSPHRASE });
+  console.log(`redacted in: ${redactedIn.join(', ')}`);
+  expect(
+    redactedIn.length,
+    'the echoed secret reached no place: the echo case proves nothing',
+  ).toBeGreaterThan(0);
+}, 30_000);
+
 it('local: the operator token leaks nowhere on bad SQL (quoting it) and a forbidden write', async () => {
   const s = await startLeakStack({
     DPO_EXECUTORS: 'local',
