@@ -120,7 +120,12 @@ async function dev(opts: DevOpts): Promise<number> {
       process.stderr.write(`${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`dataplane-operator dev: ${(err as Error).message}\n`);
+    const message = (err as Error).message;
+    // SQLite's word for a control-plane database another process holds.
+    const hint = /database is locked/i.test(message)
+      ? ` (${dataDir} is in use by another dev or control plane: one per data directory; stop it, or pass --data-dir)`
+      : '';
+    process.stderr.write(`dataplane-operator dev: ${message}${hint}\n`);
     return 1;
   }
   for (const s of stack.seeded) {

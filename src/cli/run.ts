@@ -75,7 +75,19 @@ export function registerRunCommand(program: Command): void {
       process.on('uncaughtException', crash);
       process.on('unhandledRejection', crash);
 
-      await daemon.start();
+      try {
+        await daemon.start();
+      } catch (err) {
+        // An executor that cannot open its backend (a DuckDB file another process holds, …): say why
+        // on stderr, hold nothing, exit 1.
+        log.fatal({ err: describeError(err) }, 'could not start');
+        log.flush();
+        process.stderr.write(`dataplane-operator: could not start: ${(err as Error).message}\n`);
+        await daemon.force().catch(() => undefined);
+        await closeClient(composed);
+        await ops?.close();
+        process.exit(1);
+      }
       const reason = await daemon.stopped;
       await closeClient(composed);
       await ops?.close();

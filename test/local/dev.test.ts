@@ -117,6 +117,21 @@ describe('dataplane-operator dev', () => {
       });
       expect(done.body.failures).toEqual([]);
       expect(done.body.state).toBe('completed');
+
+      // A second daemon on the same data directory cannot open the warehouse: it says so and exits 1.
+      const second = runCli(['run'], {
+        DPO_CONTROL_PLANE_URL: cp.url,
+        DPO_TOKEN: cp.operatorToken,
+        DPO_DATA_PLANE_ID: cp.dataPlaneId,
+        DPO_EXECUTORS: 'local',
+        DPO_DATA_DIR: dataDir,
+        DPO_METRICS_LISTEN: 'off',
+      });
+      expect(await second.exited).toBe(1);
+      expect(second.stderr()).toMatch(
+        /could not start: the local data plane at .* is in use by another process/,
+      );
+
       proc.kill('SIGTERM');
       expect(await proc.exited).toBe(0);
       // The warehouse is where the data directory says.
