@@ -22,6 +22,11 @@ export interface FakeS3 {
   generate(bucket: string, key: string, size: number, block: (index: number) => Buffer): void;
   /** Bytes served by GetObject, all objects together (what a reader really pulled). */
   bytesServed(): number;
+  /**
+   * The next `times` requests whose `METHOD /bucket/key` matches are answered with an S3 error
+   * (`<Error><Code>…<Message>…`), before anything else.
+   */
+  failNext(match: RegExp, error: { status: number; code: string; message: string }, times?: number): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +90,7 @@ export async function startFakeS3(): Promise<FakeS3> {
   const generated = new Map<string, Generated>();
   const requests: string[] = [];
   let served = 0;
+  const faults: Array<{ match: RegExp; status: number; code: string; message: string }> = [];
   const server: Server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -92,6 +98,16 @@ export async function startFakeS3(): Promise<FakeS3> {
       const key = decodeURIComponent(rest.join('/'));
       const id = `${bucket}/${key}`;
       requests.push(`${req.method} /${id}`);
+      const fault = faults.findIndex((f) => f.match.test(`${req.method} /${id}`));
+      if (fault >= 0) {
+        const [f] = faults.splice(fault, 1) as [(typeof faults)[number]];
+        await body(req);
+        return xml(
+          res,
+          f.status,
+          `<Error><Code>${esc(f.code)}</Code><Message>${esc(f.message)}</Message></Error>`,
+        );
+      }
       if (req.method === 'PUT' && key) {
         const data = await body(req);
         objects.set(id, data);
@@ -167,6 +183,9 @@ export async function startFakeS3(): Promise<FakeS3> {
     get: (bucket, key) => objects.get(`${bucket}/${key}`)?.toString(),
     generate: (bucket, key, size, block) => generated.set(`${bucket}/${key}`, { size, block }),
     bytesServed: () => served,
+    failNext(match, error, times = 1) {
+      for (let i = 0; i < times; i++) faults.push({ match, ...error });
+    },
     close: () =>
       new Promise((r) => {
         server.closeAllConnections();

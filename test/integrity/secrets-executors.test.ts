@@ -238,7 +238,7 @@ it('snowflake: the OAuth token leaks nowhere on a refused login, a failed statem
   ).toBeGreaterThan(0);
 }, 40_000);
 
-it('sagemaker: the Hub token and AWS secrets leak nowhere on a training failure (echoed), Hub 401 (echoed), 403 and 5xx, S3 errors', async () => {
+it('sagemaker: the Hub token and AWS secrets leak nowhere on a training failure (echoed), Hub 401, 403 and 5xx (echoed), S3 errors (echoed)', async () => {
   const HF_TOKEN = 'hf_SECRETHUBTOKEN_6d2b_do_not_log';
   const AWS_SECRET = 'SECRETAWSKEY/7c3a+do+not+log+3333333333';
   const AWS_SESSION = 'SECRETSESSIONTOKEN-1d5e-do-not-log';
@@ -286,19 +286,33 @@ it('sagemaker: the Hub token and AWS secrets leak nowhere on a training failure 
   hub.failNext('create', 403, 1);
   const d403 = await s.submit('models_deliver_model', deliveryInput({ model_name: 'Leak B' }));
   const [d403Job] = await s.settle([d403]);
-  hub.failNext('create', 503, 2);
+  // A 5xx whose body quotes the token: HUB_UNAVAILABLE quotes the library's message (HUB_AUTH never does).
+  hub.failNext('create', 503, 2, {}, `upstream unavailable for Bearer ${HF_TOKEN}`);
   const d5xx = await s.submit('models_deliver_model', deliveryInput({ model_name: 'Leak C' }));
   const [d5xxJob] = await s.settle([d5xx]);
   const s3Missing = await s.submit(
     'models_deliver_model',
     deliveryInput({ model_id: 'company-56-nowhere-v1-0-0' }),
   );
-  const rest = await s.settle([failingTraining, s3Missing]);
-  const ids = [refusedTraining, d401, d403, d5xx, failingTraining, s3Missing];
+  // S3 refusing the manifest's read, its message quoting the session token.
+  s3.failNext(/^GET \/dpo-models\/operator\/models\/company-56-denied/, {
+    status: 403,
+    code: 'AccessDenied',
+    message: `Access Denied for session ${AWS_SESSION}`,
+  });
+  const s3Denied = await s.submit(
+    'models_deliver_model',
+    deliveryInput({ model_id: 'company-56-denied-v1-0-0' }),
+  );
+  const rest = await s.settle([failingTraining, s3Missing, s3Denied]);
+  const ids = [refusedTraining, d401, d403, d5xx, failingTraining, s3Missing, s3Denied];
   const jobs = [refusedJob, d401Job, d403Job, d5xxJob, ...rest].map((j) => j as NonNullable<typeof j>);
   console.log(`secrets sagemaker: ${summary(jobs)}`);
   for (const j of jobs) expect(j.failures.length, `${j.type} ${j.id}`).toBeGreaterThan(0);
   // The Hub saw the deliveries' attempts: 401, 403, then 503 twice (DPO_HF_MAX_ATTEMPTS=2).
+  // The Hub's and S3's echoes reached the failures, redacted.
+  expect(JSON.stringify(d5xxJob?.failures)).toContain('[redacted]');
+  expect(JSON.stringify(jobs.at(-1)?.failures)).toContain('[redacted]');
   expect(hub.calls.create).toBeGreaterThanOrEqual(4);
   const redactedIn = await s.checkNoLeak(ids, jobs, {
     hfToken: HF_TOKEN,
