@@ -99,7 +99,7 @@ export async function startLeakStack(env: Record<string, string>): Promise<LeakS
     },
     get,
     cancel,
-    async settle(ids, timeoutMs = 20_000) {
+    async settle(ids, timeoutMs = 30_000) {
       return waitFor(
         async () => {
           const all = await Promise.all(ids.map(get));
