@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import type { LocalExecutor } from '../../executors/local/executor.ts';
 import { validateInput } from '../catalogue/index.ts';
 import { UserClient } from '../client/user-client.ts';
