@@ -21,6 +21,8 @@ interface Sample {
   rssMb: number;
   fds: number;
   lagMs: number;
+  /** The V8 heap in use (dpo_nodejs_heap_size_used_bytes): our code's share of the RSS. */
+  heapMb: number;
 }
 
 function rssMb(pid: number): number {
@@ -90,10 +92,16 @@ export async function benchSoak(): Promise<void> {
   if (ready.state !== 'completed')
     throw new Error(`soak: the dataset was not created: ${JSON.stringify(ready)}`);
 
-  const lag = async () => {
+  const scrape = async () => {
     const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
-    const m = /^dpo_event_loop_lag_seconds(?:\{[^}]*\})?\s+([0-9.e+-]+)/m.exec(text);
-    return m ? Number(m[1]) * 1_000 : Number.NaN;
+    const value = (name: string) => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([0-9.e+-]+)`, 'm').exec(text);
+      return m ? Number(m[1]) : Number.NaN;
+    };
+    return {
+      lagMs: value('dpo_event_loop_lag_seconds') * 1_000,
+      heapMb: value('dpo_nodejs_heap_size_used_bytes') / 1_048_576,
+    };
   };
   const samples: Sample[] = [];
   const started = Date.now();
@@ -158,7 +166,7 @@ export async function benchSoak(): Promise<void> {
       at: Date.now() - started,
       rssMb: rssMb(pid),
       fds: fds(pid),
-      lagMs: await lag().catch(() => Number.NaN),
+      ...(await scrape().catch(() => ({ lagMs: Number.NaN, heapMb: Number.NaN }))),
     });
   }
   await traffic;
@@ -207,6 +215,7 @@ export async function benchSoak(): Promise<void> {
       `\nsoak: ${minutes} min of mixed local traffic, ${submitted} jobs submitted (${cancels} cancels asked): ${JSON.stringify(counts)}`,
       `soak: failures by type and code: ${JSON.stringify(failures)}`,
       `soak: daemon RSS MB, median of the first and last fifth: ${growth((s) => s.rssMb, 1)}`,
+      `soak: daemon V8 heap used MB (the rest of the RSS is DuckDB and native buffers): ${growth((s) => s.heapMb, 1)}`,
       `soak: daemon open fds: ${growth((s) => s.fds, 0)}`,
       `soak: event-loop lag ms: ${growth((s) => s.lagMs, 2)}`,
       `soak: ${samples.length} samples every ${sampleMs / 1000} s`,
