@@ -2,52 +2,23 @@
  * The chart's optional KEDA ScaledObject as Helm renders it (Helm from scripts/get-helm.sh, or
  * HELM_BIN): a Prometheus trigger on the data plane's jobs from the control plane's queue metrics.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { example, helmTemplate, requireHelm } from '../support/helm.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const CHART = join(ROOT, 'helm', 'dataplane-operator');
-const HELM = process.env.HELM_BIN ?? join(ROOT, '.cache', 'helm', 'helm');
-const AWS = join(CHART, 'examples', 'values-aws.yaml');
+const AWS = example('aws');
 const KEDA_API = 'keda.sh/v1alpha1/ScaledObject';
 
 function template(sets: string[], apiVersions: string[] = [KEDA_API], files = [AWS]) {
-  const r = spawnSync(
-    HELM,
-    [
-      'template',
-      'dpo',
-      CHART,
-      ...files.flatMap((f) => ['-f', f]),
-      ...sets.flatMap((s) => ['--set', s]),
-      ...apiVersions.flatMap((a) => ['--api-versions', a]),
-    ],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  const objects =
-    r.status === 0
-      ? parseAllDocuments(r.stdout)
-          .map((d) => d.toJS())
-          .filter(Boolean)
-      : [];
+  const r = helmTemplate(files, sets, apiVersions);
   return {
-    ok: r.status === 0,
-    error: r.stderr,
-    scaled: objects.filter((o: any) => o.kind === 'ScaledObject'),
-    deployment: objects.find((o: any) => o.kind === 'Deployment'),
+    ok: r.ok,
+    error: r.error,
+    scaled: r.of('ScaledObject'),
+    deployment: r.of('Deployment')[0],
   };
 }
 
-beforeAll(() => {
-  if (!existsSync(HELM)) {
-    throw new Error(
-      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set HELM_BIN to a Helm >= 3.14)`,
-    );
-  }
-});
+beforeAll(requireHelm);
 
 describe('the KEDA ScaledObject', () => {
   const on = ['keda.enabled=true', 'keda.prometheus.serverAddress=http://prometheus.monitoring:9090'];
@@ -104,7 +75,7 @@ describe('the KEDA ScaledObject', () => {
     const noProm = template(['keda.enabled=true']);
     expect(noProm.ok).toBe(false);
     expect(noProm.error).toMatch(/keda\/prometheus/);
-    const local = template(on, [KEDA_API], [join(CHART, 'examples', 'values-local.yaml')]);
+    const local = template(on, [KEDA_API], [example('local')]);
     expect(local.ok).toBe(false);
     expect(local.error).toMatch(/keda\/enabled/);
   });

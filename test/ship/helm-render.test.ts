@@ -3,62 +3,20 @@
  * deploys (strategy, replicas, volumes), what the schema refuses at `helm template` time, the
  * ServiceMonitor's capability check and the optional NetworkPolicy. No cluster is needed.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-const CHART = join(ROOT, 'helm', 'dataplane-operator');
-const HELM = process.env.HELM_BIN ?? join(ROOT, '.cache', 'helm', 'helm');
-const example = (name: string) => join(CHART, 'examples', `values-${name}.yaml`);
-
-interface Rendered {
-  ok: boolean;
-  error: string;
-  objects: any[];
-  of(kind: string): any[];
-}
-
-function template(files: string[], sets: string[] = [], apiVersions: string[] = []): Rendered {
-  const r = spawnSync(
-    HELM,
-    [
-      'template',
-      'dpo',
-      CHART,
-      '--namespace',
-      'jobs',
-      ...files.flatMap((f) => ['-f', f]),
-      ...sets.flatMap((s) => ['--set', s]),
-      ...apiVersions.flatMap((a) => ['--api-versions', a]),
-    ],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  const objects =
-    r.status === 0
-      ? parseAllDocuments(r.stdout)
-          .map((d) => d.toJS())
-          .filter(Boolean)
-      : [];
-  return {
-    ok: r.status === 0,
-    error: r.stderr,
-    objects,
-    of: (kind) => objects.filter((o) => o.kind === kind),
-  };
-}
+import {
+  CHART,
+  example,
+  HELM,
+  type Rendered,
+  requireHelm,
+  helmTemplate as template,
+} from '../support/helm.ts';
 
 const deployment = (r: Rendered) => r.of('Deployment')[0];
 
-beforeAll(() => {
-  if (!existsSync(HELM)) {
-    throw new Error(
-      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set HELM_BIN to a Helm >= 3.14)`,
-    );
-  }
-});
+beforeAll(requireHelm);
 
 describe('helm lint', () => {
   it.each(['aws', 'local'])('passes on examples/values-%s.yaml', (name) => {
