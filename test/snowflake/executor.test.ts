@@ -445,22 +445,29 @@ describe('the error table', () => {
     });
   });
 
-  it('a submission refused for an expired session (390114) is made again on a fresh connection', async () => {
-    const id = await createDataset();
-    const discarded = ex.client.counters.discarded;
-    fake.failures.push({
-      match: new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`),
-      at: 'submit',
-      code: '390114',
-      message: 'Authentication token has expired.',
-      times: 1,
-    });
-    expect(await run('datasets_truncate_table', { dataset_id: id }).done).toEqual({
-      type: 'datasets_truncate_table',
-    });
-    expect(ex.client.counters.discarded).toBe(discarded + 1);
-    expect(fake.executions(new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`))).toHaveLength(1);
-  });
+  it.each([
+    ['390114', 'Authentication token has expired.'],
+    ['390111', 'Session no longer exists.'],
+    ['390104', 'User must log in again.'],
+  ])(
+    'a submission refused for an ended session (%s) is made again on a fresh connection',
+    async (code, message) => {
+      const id = await createDataset();
+      const discarded = ex.client.counters.discarded;
+      fake.failures.push({
+        match: new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`),
+        at: 'submit',
+        code,
+        message,
+        times: 1,
+      });
+      expect(await run('datasets_truncate_table', { dataset_id: id }).done).toEqual({
+        type: 'datasets_truncate_table',
+      });
+      expect(ex.client.counters.discarded).toBe(discarded + 1);
+      expect(fake.executions(new RegExp(`TRUNCATE TABLE .*DATASET_${id}"`))).toHaveLength(1);
+    },
+  );
 
   it('a refusal at submission (no warehouse) fails with its code', async () => {
     const id = nextDataset++;
