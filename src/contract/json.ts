@@ -18,6 +18,9 @@ interface ReviverContext {
 
 /** `JSON.parse`, except that integer literals beyond ±(2^53 − 1) become exact decimal strings. */
 export function parseJsonLossless(text: string): unknown {
+  // An integer beyond 2^53 − 1 has at least 16 digits: without such a run, the plain parse is exact
+  // (and several times faster than one with a reviver, on every poll and report body).
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: ReviverContext) {
     if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined) {
       const source = context.source;

@@ -62,6 +62,21 @@ describe('the lossless parse', () => {
       c: 'x',
     });
   });
+
+  it('takes the plain parse only where no integer can be unsafe (no run of 16 digits), exact either way', () => {
+    // 2^53 has 16 digits: the first unsafe integer is caught; 15-digit values take the fast path.
+    expect(parseJsonLossless('{"n":9007199254740992}')).toEqual({ n: '9007199254740992' });
+    expect(parseJsonLossless('{"n":-9007199254740993}')).toEqual({ n: '-9007199254740993' });
+    expect(parseJsonLossless('{"n":999999999999999,"t":"1732886400000"}')).toEqual({
+      n: 999999999999999,
+      t: '1732886400000',
+    });
+    // A 16-digit run inside a string sends the text through the reviver; the string is untouched.
+    expect(parseJsonLossless(`{"s":"card 4111111111111111","n":${BIG}}`)).toEqual({
+      s: 'card 4111111111111111',
+      n: BIG,
+    });
+  });
 });
 
 describe.each([
