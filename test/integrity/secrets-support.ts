@@ -163,3 +163,21 @@ function around(text: string, value: string): string {
 export function summary(jobs: Job[]): string {
   return jobs.map((j) => `${j.type} ${j.state} [${j.failures.map((f) => f.code).join(', ')}]`).join('; ');
 }
+
+/**
+ * No secret leaks anywhere, and the echoed one was caught somewhere (`[redacted]` seen): otherwise the
+ * echo case proves nothing.
+ */
+export async function expectNoLeakAndEchoCaught(
+  s: LeakStack,
+  ids: string[],
+  jobs: Job[],
+  secrets: Record<string, string>,
+): Promise<void> {
+  const redactedIn = await s.checkNoLeak(ids, jobs, secrets);
+  console.log(`redacted in: ${redactedIn.join(', ')}`);
+  expect(
+    redactedIn.length,
+    'the echoed secret reached no place: the echo case proves nothing',
+  ).toBeGreaterThan(0);
+}
