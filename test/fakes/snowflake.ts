@@ -30,13 +30,32 @@
  * Query time is DuckDB's, plus what `delays` add (a test slows matching statements to cancel, crash
  * or drain mid-query); an abort or a statement timeout (STATEMENT_TIMEOUT_IN_SECONDS) ends such a wait.
  */
-import { createHash, createPublicKey, type KeyObject, randomUUID, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, randomBytes, randomUUID, verify } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { type DuckDBConnection, DuckDBInstance, type DuckDBType } from '@duckdb/node-api';
 
-export type QueryStatus = 'RUNNING' | 'SUCCESS' | 'FAILED_WITH_ERROR' | 'ABORTED';
+/** The statuses this fake reports (a subset of snowflake-sdk's `constants/query_status.js`). */
+export type QueryStatus = 'RUNNING' | 'BLOCKED' | 'ABORTING' | 'SUCCESS' | 'FAILED_WITH_ERROR' | 'ABORTED';
+/** Statuses of a query that has not ended: the result endpoint answers 333333 (in progress). */
+const UNENDED: ReadonlySet<QueryStatus> = new Set(['RUNNING', 'BLOCKED', 'ABORTING']);
+
+/**
+ * A Snowflake-shaped query id, like `01bfd516-0009-ae23-0000-4c390101d1aa` (conformance table,
+ * "Query id"): 8-4-4-4-12 lower-case hex, but NOT an RFC 4122 UUID. The third group here never
+ * starts with a version digit 1-8 and the fourth is `0000` (no RFC variant bits), as in the ids
+ * Snowflake hands out, so a validator that insists on RFC UUIDs fails against this fake as it does
+ * against Snowflake.
+ */
+export function snowflakeQueryId(): string {
+  const hex = (n: number) =>
+    randomBytes(Math.ceil(n / 2))
+      .toString('hex')
+      .slice(0, n);
+  const third = `${'9abcdef0'[randomBytes(1)[0]! % 8]}${hex(3)}`;
+  return `01${hex(6)}-${hex(4)}-${third}-0000-${hex(12)}`;
+}
 
 export interface FakeQuery {
   id: string;
@@ -66,6 +85,10 @@ export interface FakeSession {
   deleted: boolean;
   /** Every request on this session answers this code (390114 expired, 390111 gone, 407002). */
   failWith?: string;
+  /** The session token expired: requests answer 390112; a renewal with the master token may help. */
+  tokenExpired?: boolean;
+  /** The master token expired too: the renewal (`/session/token-request`) answers 390114. */
+  masterExpired?: boolean;
 }
 
 export interface Delay {
@@ -96,6 +119,19 @@ export interface FakeSnowflakeOptions {
   database: string;
 }
 
+/** What the account is set to, and the faults a test turns on (each from the conformance table). */
+export interface FakeSnowflakeSettings {
+  /** An abort leaves the query ABORTING this long before it is ABORTED (0: at once). */
+  abortingMs: number;
+  /** Refuse this many login requests by dropping the connection (a network failure), then accept. */
+  refuseLogins: number;
+  /**
+   * The account's MULTI_STATEMENT_COUNT (a session parameter; Snowflake's default 1). A statement's
+   * own MULTI_STATEMENT_COUNT parameter overrides it; 0 means any number.
+   */
+  multiStatementCount: number;
+}
+
 export interface FakeSnowflakeHooks {
   /** Called once a query exists (and runs), before the query-request is answered. */
   onSubmit?: (q: FakeQuery) => void | Promise<void>;
@@ -111,12 +147,20 @@ export interface FakeSnowflake {
   /** What happened, in order: `submit <id>`, `abort <id>`, `status <id> <s>`, `session-delete <n>`… */
   events: string[];
   delays: Delay[];
+  /** Matching queries report BLOCKED (waiting on a lock) this long before they run. */
+  blocks: Delay[];
   failures: InjectedFailure[];
   hooks: FakeSnowflakeHooks;
+  settings: FakeSnowflakeSettings;
   /** Queries whose SQL matches, in submission order. */
   executions(match: RegExp): FakeQuery[];
   /** Every live session now answers `code` (the token expired, the session is gone). */
   expireSessions(code?: string): void;
+  /**
+   * Every live session's session token expires (requests answer 390112), and with `master` its
+   * master token too (the renewal answers 390114: only a new login goes on).
+   */
+  expireTokens(master: boolean): void;
   /** Direct SQL on the fake's DuckDB (a test checks effects). */
   sql(sql: string): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
@@ -164,6 +208,9 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
   const byToken = new Map<string, FakeSession>();
   const events: string[] = [];
   const delays: Delay[] = [];
+  const blocks: Delay[] = [];
+  const settings: FakeSnowflakeSettings = { abortingMs: 0, refuseLogins: 0, multiStatementCount: 1 };
+  const byMaster = new Map<string, FakeSession>();
   const failures: InjectedFailure[] = [];
   const logins = { ok: 0, refused: [] as string[] };
   const hooks: FakeSnowflakeHooks = {};
@@ -179,7 +226,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
 
   const setStatus = async (q: FakeQuery, status: QueryStatus) => {
     q.status = status;
-    if (status !== 'RUNNING') q.endedAt = Date.now();
+    if (!UNENDED.has(status)) q.endedAt = Date.now();
     events.push(`status ${q.id} ${status}`);
     await serial(() =>
       db.run('UPDATE _SF.QUERY_HISTORY SET execution_status = ? WHERE query_id = ?', [
@@ -190,7 +237,12 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
   };
 
   const abortQuery = (q: FakeQuery, why: string): boolean => {
-    if (q.status !== 'RUNNING') return false;
+    if (q.status === 'ABORTING') {
+      // Asked again while it aborts: Snowflake's documentation does not say what changes; nothing here.
+      events.push(`abort-again ${q.id} ${why}`);
+      return true;
+    }
+    if (q.status !== 'RUNNING' && q.status !== 'BLOCKED') return false;
     q.abortedAt ??= Date.now();
     events.push(`abort ${q.id} ${why}`);
     q.abort?.();
@@ -205,7 +257,29 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       q.error = { code, message, sqlState };
       await setStatus(q, status);
     };
+    const aborted = async () => {
+      // ABORTING first, for as long as the settings say; then ABORTED (conformance table, statuses).
+      if (settings.abortingMs > 0) {
+        await setStatus(q, 'ABORTING');
+        await new Promise((resolve) => setTimeout(resolve, settings.abortingMs));
+      }
+      return fail('000604', 'SQL execution canceled', '57014', 'ABORTED');
+    };
     try {
+      // A statement waiting on a lock reports BLOCKED, then runs once the lock frees.
+      const blocked = blocks.find((d) => d.match.test(q.sql))?.ms ?? 0;
+      if (blocked > 0) {
+        await setStatus(q, 'BLOCKED');
+        const how = await new Promise<'done' | 'aborted'>((resolve) => {
+          const t = setTimeout(() => resolve('done'), blocked);
+          q.abort = () => {
+            clearTimeout(t);
+            resolve('aborted');
+          };
+        });
+        if (how === 'aborted' || q.abortedAt !== undefined) return await aborted();
+        await setStatus(q, 'RUNNING');
+      }
       // The statement's wait (a delay a test asked for) ends on an abort or the statement timeout.
       const delay = delays.find((d) => d.match.test(q.sql))?.ms ?? 0;
       const waited = await new Promise<'done' | 'aborted' | 'timeout'>((resolve) => {
@@ -219,9 +293,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
           timers.push(setTimeout(() => end('timeout'), timeoutS * 1000));
         timers.push(setTimeout(() => end('done'), delay));
       });
-      if (waited === 'aborted' || q.abortedAt !== undefined) {
-        return await fail('000604', 'SQL execution canceled', '57014', 'ABORTED');
-      }
+      if (waited === 'aborted' || q.abortedAt !== undefined) return await aborted();
       if (waited === 'timeout') {
         return await fail(
           '000630',
@@ -236,8 +308,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       const started = performance.now();
       q.result = await serial(() => runSql(q, binds));
       q.engineMs = performance.now() - started;
-      if (q.abortedAt !== undefined)
-        return await fail('000604', 'SQL execution canceled', '57014', 'ABORTED');
+      if (q.abortedAt !== undefined) return await aborted();
       await setStatus(q, 'SUCCESS');
     } catch (err) {
       const e = snowflakeError(err);
@@ -274,6 +345,15 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     const translated = sql
       // Clustering keys mean nothing to DuckDB.
       .replace(/\s+CLUSTER\s+BY\s*\([^()]*\)\s*$/i, '')
+      // <db>.INFORMATION_SCHEMA.COLUMNS, with names as Snowflake stores them: DuckDB keeps an
+      // unquoted name as written, Snowflake upper-cases it (a quoted lower-case name reads upper-case
+      // here: a limit of the fake).
+      .replace(
+        /(?:"[^"]+"\.)?INFORMATION_SCHEMA\.COLUMNS\b/gi,
+        () => `(SELECT upper(table_schema) AS TABLE_SCHEMA, upper(table_name) AS TABLE_NAME,
+            CASE WHEN regexp_matches(column_name, '^[A-Za-z_][A-Za-z0-9_$]*$') THEN upper(column_name) ELSE column_name END AS COLUMN_NAME,
+            data_type AS DATA_TYPE FROM information_schema.columns WHERE table_catalog = '${database}')`,
+      )
       .replace(
         /TABLE\s*\(\s*INFORMATION_SCHEMA\.QUERY_HISTORY(?:_BY_SESSION)?\s*\((?:[^()]|\([^()]*\))*\)\s*\)/gi,
         '_SF.QUERY_HISTORY',
@@ -310,7 +390,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     reply(res, { success: false, code, message, data: { errorCode: code, ...data } });
 
   const resultBody = (q: FakeQuery) => {
-    if (q.status === 'RUNNING') {
+    if (UNENDED.has(q.status)) {
       return {
         success: true,
         code: IN_PROGRESS,
@@ -352,6 +432,13 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     const path = url.pathname;
 
     if (req.method === 'POST' && path === '/session/v1/login-request') {
+      if (settings.refuseLogins > 0) {
+        settings.refuseLogins--;
+        logins.refused.push('network');
+        events.push('login refused (connection dropped)');
+        req.socket.destroy();
+        return;
+      }
       const d = body.data ?? {};
       const refuse = (why: string, code = '390144') => {
         logins.refused.push(why);
@@ -384,6 +471,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       };
       sessions.set(s.id, s);
       byToken.set(s.token, s);
+      byMaster.set(s.masterToken, s);
       logins.ok++;
       events.push(`login ${s.id}`);
       return reply(res, {
@@ -409,8 +497,29 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     if (req.method === 'POST' && path === '/telemetry/send') return reply(res, { success: true, data: null });
 
     const auth = /^Snowflake Token="([^"]+)"$/.exec(req.headers.authorization ?? '');
+    // The renewal is authorized by the master token (snowflake-sdk services/sf.js MasterTokenRequest).
+    if (req.method === 'POST' && path === '/session/token-request') {
+      const master = auth ? byMaster.get(auth[1] as string) : undefined;
+      if (!master || master.deleted) return failure(res, '390111', 'Session no longer exists.');
+      events.push(`renew ${master.id}`);
+      if (master.masterExpired) {
+        return failure(res, '390114', 'Authentication token has expired.  The user must authenticate again.');
+      }
+      byToken.delete(master.token);
+      master.token = `ST-${randomUUID()}`;
+      master.tokenExpired = false;
+      byToken.set(master.token, master);
+      return reply(res, {
+        success: true,
+        data: { sessionToken: master.token, masterToken: master.masterToken, validityInSecondsST: 3600 },
+      });
+    }
     const session = auth ? byToken.get(auth[1] as string) : undefined;
     if (!session || session.deleted) return failure(res, '390111', 'Session no longer exists.');
+    if (session.tokenExpired) {
+      events.push(`token-expired ${session.id}`);
+      return failure(res, '390112', 'Your session has expired. Please login again.');
+    }
     if (session.failWith) {
       return failure(
         res,
@@ -429,7 +538,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       }
       return reply(res, { success: true, code: null, message: null, data: null });
     }
-    if (req.method === 'POST' && (path === '/session/heartbeat' || path === '/session/token-request')) {
+    if (req.method === 'POST' && path === '/session/heartbeat') {
       return reply(res, {
         success: true,
         data: { sessionToken: session.token, masterToken: session.masterToken, validityInSecondsST: 3600 },
@@ -442,8 +551,21 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
         return failure(res, injected.code, injected.message, { sqlState: injected.sqlState ?? '42000' });
       }
       const parameters: Record<string, unknown> = body.parameters ?? {};
+      // MULTI_STATEMENT_COUNT: the statement's parameter, else the account's; 0 allows any number.
+      // DuckDB's own parser counts the statements (not the operator's tokenizer).
+      const desired = Number(parameters.MULTI_STATEMENT_COUNT ?? settings.multiStatementCount);
+      const actual = await serial(async () => (await db.extractStatements(sql)).count).catch(() => 1);
+      if (desired !== 0 && actual !== desired) {
+        events.push(`refused multi-statement ${actual}/${desired}`);
+        return failure(
+          res,
+          '000008',
+          `Actual statement count ${actual} did not match the desired statement count ${desired}.`,
+          { sqlState: '0A000' },
+        );
+      }
       const q: FakeQuery = {
-        id: randomUUID(),
+        id: snowflakeQueryId(),
         sql,
         sessionId: session.id,
         tag: parameters.QUERY_TAG === undefined ? undefined : String(parameters.QUERY_TAG),
@@ -533,11 +655,20 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     logins,
     events,
     delays,
+    blocks,
     failures,
     hooks,
+    settings,
     executions: (match) => [...queries.values()].filter((q) => match.test(q.sql)),
     expireSessions(code = '390114') {
       for (const s of sessions.values()) if (!s.deleted) s.failWith = code;
+    },
+    expireTokens(master) {
+      for (const s of sessions.values()) {
+        if (s.deleted) continue;
+        s.tokenExpired = true;
+        if (master) s.masterExpired = true;
+      }
     },
     async sql(text) {
       return serial(
