@@ -2,7 +2,8 @@
  * DML write isolation: a job's statement may write only its own dataset's table.
  *
  * How it is enforced (before anything runs):
- * 1. A small lexer (strings, E-strings, dollar quotes, quoted identifiers, comments, parentheses)
+ * 1. The shared SQL tokenizer (src/executor/sql-tokenizer.ts: strings, E-strings, dollar quotes,
+ *    quoted identifiers, nested comments, parentheses)
  *    finds the statement's write target: the qualified name after the top-level `INSERT [OR …] INTO`,
  *    `UPDATE`, `DELETE FROM` or `MERGE INTO`, past an optional `WITH …` clause. DuckDB statements have
  *    exactly one write target (its CTEs cannot modify data).
@@ -18,6 +19,12 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { JobError } from '../../src/executor/index.ts';
+import {
+  DUCKDB,
+  type SqlToken,
+  SqlTokenError,
+  tokenize as tokenizeSql,
+} from '../../src/executor/sql-tokenizer.ts';
 
 type Token =
   | { kind: 'word'; text: string; start: number; end: number }
@@ -28,89 +35,21 @@ type Token =
 const forbidden = (message: string) =>
   new JobError('FORBIDDEN_WRITE', message, { retryable: false, details: { rule: 'dml-write-isolation' } });
 
-/** Tokens of a SQL text, literals and comments skipped (kept as `other`). Throws on an unterminated one. */
+/**
+ * Tokens of a SQL text (the shared tokenizer, DuckDB's dialect), literals kept as `other` and
+ * comments skipped. Throws on an unterminated literal or comment.
+ */
 export function tokenize(sql: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  const n = sql.length;
-  const unterminated = (what: string) => forbidden(`compiled_sql has an unterminated ${what}`);
-  while (i < n) {
-    const ch = sql[i] as string;
-    const start = i;
-    if (/\s/.test(ch)) {
-      i++;
-    } else if (ch === '-' && sql[i + 1] === '-') {
-      const e = sql.indexOf('\n', i);
-      i = e === -1 ? n : e + 1;
-    } else if (ch === '/' && sql[i + 1] === '*') {
-      // DuckDB (like Postgres) nests block comments.
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') {
-          depth++;
-          i += 2;
-        } else if (sql[i] === '*' && sql[i + 1] === '/') {
-          depth--;
-          i += 2;
-        } else i++;
-      }
-      if (depth > 0) throw unterminated('comment');
-    } else if ((ch === 'e' || ch === 'E') && sql[i + 1] === "'") {
-      i += 2;
-      for (;;) {
-        if (i >= n) throw unterminated('string');
-        if (sql[i] === '\\') i += 2;
-        else if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
-        else if (sql[i] === "'") {
-          i++;
-          break;
-        } else i++;
-      }
-      out.push({ kind: 'other', text: sql.slice(start, i), start, end: i });
-    } else if (ch === "'") {
-      i++;
-      for (;;) {
-        if (i >= n) throw unterminated('string');
-        if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
-        else if (sql[i] === "'") {
-          i++;
-          break;
-        } else i++;
-      }
-      out.push({ kind: 'other', text: sql.slice(start, i), start, end: i });
-    } else if (ch === '"') {
-      i++;
-      let text = '';
-      for (;;) {
-        if (i >= n) throw unterminated('quoted identifier');
-        if (sql[i] === '"' && sql[i + 1] === '"') {
-          text += '"';
-          i += 2;
-        } else if (sql[i] === '"') {
-          i++;
-          break;
-        } else text += sql[i++];
-      }
-      out.push({ kind: 'quoted', text, start, end: i });
-    } else if (ch === '$' && /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.test(sql.slice(i))) {
-      const tag = (/^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i)) as RegExpExecArray)[0];
-      const e = sql.indexOf(tag, i + tag.length);
-      if (e === -1) throw unterminated('dollar-quoted string');
-      i = e + tag.length;
-      out.push({ kind: 'other', text: sql.slice(start, i), start, end: i });
-    } else if (/[A-Za-z_\u0080-\uffff]/.test(ch)) {
-      while (i < n && /[A-Za-z0-9_$\u0080-\uffff]/.test(sql[i] as string)) i++;
-      out.push({ kind: 'word', text: sql.slice(start, i), start, end: i });
-    } else if ('().,;'.includes(ch)) {
-      i++;
-      out.push({ kind: 'punct', text: ch, start, end: i });
-    } else {
-      i++;
-      out.push({ kind: 'other', text: ch, start, end: i });
-    }
+  let tokens: SqlToken[];
+  try {
+    tokens = tokenizeSql(sql, DUCKDB);
+  } catch (err) {
+    if (err instanceof SqlTokenError) throw forbidden(`compiled_sql has an ${err.message}`);
+    throw err;
   }
-  return out;
+  return tokens
+    .filter((t) => t.kind !== 'comment')
+    .map((t) => (t.kind === 'string' ? { ...t, kind: 'other' } : t) as Token);
 }
 
 export interface WriteTarget {

@@ -5,6 +5,11 @@
  * upper-case and quoted; anything else is quoted exactly as given.
  */
 import { JobError } from '../../src/executor/index.ts';
+import {
+  NotOneStatement,
+  SNOWFLAKE,
+  oneStatement as singleStatement,
+} from '../../src/executor/sql-tokenizer.ts';
 import type { SnowflakeConfig } from './config.ts';
 
 const invalid = (message: string, details?: unknown) =>
@@ -105,21 +110,19 @@ function integer(n: number, what: string): number {
   return n;
 }
 
-/** Removes string literals, quoted identifiers and comments, to look at a statement's structure. */
-export function skeleton(sql: string): string {
-  return sql
-    .replace(/'(?:[^'\\]|\\.|'')*'/g, "''")
-    .replace(/"(?:[^"]|"")*"/g, '""')
-    .replace(/--[^\n]*/g, ' ')
-    .replace(/\/\*[\s\S]*?\*\//g, ' ');
-}
-
-/** Exactly one statement (a trailing `;` allowed), returned without the `;`. */
+/**
+ * Exactly one statement (a trailing `;` and comments around it allowed), returned alone. Read with
+ * the shared tokenizer in Snowflake's dialect (strings with `''` and backslash escapes, `$$` strings,
+ * quoted identifiers, `--`, `//` and block comments), so a `;` hidden from a naive reader is found.
+ */
 export function oneStatement(sql: string, what: string): string {
-  const body = sql.trim().replace(/;\s*$/, '');
-  if (body.length === 0) throw invalid(`${what} is empty`);
-  if (skeleton(body).includes(';')) throw invalid(`${what} must be exactly one statement`);
-  return body;
+  try {
+    return singleStatement(sql, SNOWFLAKE);
+  } catch (err) {
+    if (err instanceof NotOneStatement)
+      throw invalid(`${what} must be exactly one statement: ${err.message}`);
+    throw err;
+  }
 }
 
 /** How a compiled statement names a table: `a.b`, `"A"."B"`, `db.a.b`, compared upper-case. */
