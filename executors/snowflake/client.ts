@@ -25,13 +25,33 @@ import { isSessionGone, scrub, snowflakeJobError } from './errors.ts';
 type Sdk = typeof import('snowflake-sdk');
 export type Bind = string | number | boolean | null;
 
-/** Query statuses (snowflake-sdk's QueryStatus), by what they mean for us. */
-const RUNNING = new Set(['RUNNING', 'QUEUED', 'RESUMING_WAREHOUSE', 'QUEUED_REPARING_WAREHOUSE', 'NO_DATA']);
 export type QueryPhase = 'active' | 'succeeded' | 'ended';
+/**
+ * Every query status (snowflake-sdk `dist/lib/constants/query_status.js`), by what it means for us;
+ * the sources are in the conformance table (executors/snowflake/README.md, "Query statuses").
+ * Unlike the Node driver's `isAnError`, BLOCKED (waiting on a lock; it runs once the lock frees) and
+ * ABORTING (not aborted yet) have not ended: a job keeps polling through them, bounded by its
+ * deadline (which is also the statement's STATEMENT_TIMEOUT_IN_SECONDS).
+ */
+export const QUERY_STATUS: Readonly<Record<string, QueryPhase>> = {
+  RUNNING: 'active',
+  QUEUED: 'active',
+  RESUMING_WAREHOUSE: 'active',
+  QUEUED_REPARING_WAREHOUSE: 'active',
+  NO_DATA: 'active',
+  BLOCKED: 'active',
+  ABORTING: 'active',
+  RESTARTED: 'active',
+  SUCCESS: 'succeeded',
+  FAILED_WITH_ERROR: 'ended',
+  FAILED_WITH_INCIDENT: 'ended',
+  ABORTED: 'ended',
+  DISCONNECTED: 'ended',
+  NO_QUERY_DATA: 'ended',
+};
+/** A status not in the table is taken as ended: its failure is read from the query's result. */
 export function queryPhase(status: string): QueryPhase {
-  if (status === 'SUCCESS') return 'succeeded';
-  if (RUNNING.has(status)) return 'active';
-  return 'ended';
+  return QUERY_STATUS[status] ?? 'ended';
 }
 
 export interface FetchedResult {
@@ -211,6 +231,15 @@ export class SnowflakeClient {
     );
   }
 
+  /**
+   * Resolves once a live session is at hand for `warehouse` (a pooled connection, validated on
+   * borrow, or a new login): what a submission needs before its intent is recorded, so that a login
+   * refused fails before anything may have reached Snowflake.
+   */
+  session(warehouse: string, signal: AbortSignal): Promise<void> {
+    return this.with(warehouse, 'opening a session', signal, async () => undefined);
+  }
+
   /** Submits one statement asynchronously; resolves with its query id as soon as Snowflake has it. */
   submit(sql: string, binds: Bind[], o: SubmitOptions, signal: AbortSignal): Promise<string> {
     return this.with(o.warehouse, 'submitting a statement', signal, (conn) => {
@@ -223,7 +252,13 @@ export class SnowflakeClient {
           // With asyncExec alone snowflake-sdk drops a refusal (complete(null, …)); streamResult
           // makes it pass the error on.
           streamResult: true,
-          parameters: { QUERY_TAG: o.queryTag, STATEMENT_TIMEOUT_IN_SECONDS: o.timeoutSeconds },
+          // MULTI_STATEMENT_COUNT = 1 on every statement: an account that allows more per request
+          // (the parameter's account or session value) still runs exactly one of ours.
+          parameters: {
+            QUERY_TAG: o.queryTag,
+            STATEMENT_TIMEOUT_IN_SECONDS: o.timeoutSeconds,
+            MULTI_STATEMENT_COUNT: 1,
+          },
           complete: (err, stmt) => {
             if (err) return reject(err);
             const id = stmt.getQueryId();

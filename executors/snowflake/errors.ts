@@ -59,6 +59,10 @@ export const ERROR_TABLE: Readonly<Record<string, Row>> = {
   // Cancelled.
   '000604': row('cancelled', 'SNOWFLAKE_QUERY_CANCELLED', false),
   // Session gone, token expired, connection terminated: a new connection reattaches by query id.
+  // 390112 (session token expired) reaches us from the calls snowflake-sdk makes without its renewal
+  // (getQueryStatus: services/sf.js requestAsync); 390114 is the renewal's answer when the master
+  // token expired too, after which only a new login goes on.
+  '390112': row('session', 'SNOWFLAKE_SESSION_EXPIRED', true),
   '390114': row('session', 'SNOWFLAKE_SESSION_EXPIRED', true),
   '390111': row('session', 'SNOWFLAKE_SESSION_EXPIRED', true),
   '407002': row('session', 'SNOWFLAKE_SESSION_EXPIRED', true),

@@ -28,6 +28,7 @@ import { z } from 'zod';
 import type { DatasetsCalculateColumnStatsInput } from '../../src/catalogue/datasets.ts';
 import type { ModelsTrainClassifierInput } from '../../src/catalogue/models.ts';
 import type { Checkpoint } from '../../src/contract/index.ts';
+import { finishColumnStats } from '../../src/executor/column-stats.ts';
 import {
   type ExecuteContext,
   type Executor,
@@ -43,10 +44,17 @@ import type { SnowflakeConfig } from './config.ts';
 import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
 import { planHistograms, planStats, readHistograms, readStats, type StatsInput } from './stats.ts';
 
+/**
+ * A query id as Snowflake hands it out (`01bfd516-0009-ae23-0000-4c390101d1aa`): the 8-4-4-4-12 hex
+ * shape snowflake-sdk checks (`queryIdRegex`, dist/lib/connection/connection.js), NOT an RFC 4122
+ * UUID (no version or variant bits), so never `z.string().uuid()`.
+ */
+export const QUERY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const StepCheckpoint = z.object({
   attempt: z.number().int().min(1),
   submission: z.number().int().min(1),
-  query_id: z.string().uuid().optional(),
+  query_id: z.string().regex(QUERY_ID).optional(),
 });
 
 export const SnowflakeCheckpoint = z.object({
@@ -115,7 +123,12 @@ class JobRun {
       ...this.ctx,
       checkpoint: state.steps[name] ?? null,
       saveCheckpoint: async (cp: Checkpoint) => {
-        state.steps[name] = StepCheckpoint.parse(cp);
+        const step = StepCheckpoint.parse(cp);
+        // An intent without a query id is saved right before the submission (remote-run.ts): it is
+        // recorded only once a live session exists, so a login refused leaves no intent behind
+        // (only an intent that may have reached Snowflake can make a DML's outcome unknown).
+        if (step.query_id === undefined) await client.session(this.warehouse, this.ctx.signal);
+        state.steps[name] = step;
         await this.ctx.saveCheckpoint(structuredClone(state) as unknown as Checkpoint);
       },
       progress: (p) => this.ctx.progress(p),
@@ -265,7 +278,7 @@ export class SnowflakeExecutor implements Executor {
 
   /** SYSTEM$CANCEL_QUERY from any session; the caller confirms by the query's status. */
   async cancelQuery(queryId: string, warehouse: string, signal: AbortSignal): Promise<void> {
-    if (!/^[0-9a-f-]{36}$/i.test(queryId)) throw new Error(`not a query id: ${queryId}`);
+    if (!QUERY_ID.test(queryId)) throw new Error(`not a query id: ${queryId}`);
     await this.client.run(
       `SELECT SYSTEM$CANCEL_QUERY(${literal(queryId)})`,
       [],
@@ -352,6 +365,35 @@ export class SnowflakeExecutor implements Executor {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     const table = qualified(t);
     const plan = planStats(job.input as StatsInput, table);
+    // Every named column must exist: a statistic that never reads its column (value_count is
+    // COUNT(*)) would otherwise "succeed" on a name the table does not have. As the local executor.
+    const described = await r.step(
+      'columns',
+      'read',
+      `SELECT COLUMN_NAME AS "COLUMN_NAME" FROM ${ident(t.database)}.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+      [t.schema, t.table],
+    );
+    // Stored names are exact (an unquoted name was stored upper-case): quote them as they are.
+    const present = new Set(
+      described.rows.map((row) => `"${String(row.COLUMN_NAME).replaceAll('"', '""')}"`),
+    );
+    const missing = Object.keys(job.input.enabled_column_stats).filter((c) => !present.has(ident(c)));
+    if (present.size === 0) {
+      throw new JobError(
+        'SNOWFLAKE_OBJECT_NOT_FOUND',
+        `table ${t.schema}.${t.table} does not exist or is not visible`,
+        {
+          retryable: false,
+          details: { table: `${t.schema}.${t.table}` },
+        },
+      );
+    }
+    if (missing.length > 0) {
+      throw invalid(`no such column in dataset ${job.input.dataset_id}: ${missing.join(', ')}`, {
+        missing,
+        columns: described.rows.map((row) => String(row.COLUMN_NAME)),
+      });
+    }
     await this.ensureSetup(r);
     const scanned = await r.step('scan', 'read', plan.scan);
     const row = scanned.rows[0];
@@ -361,7 +403,9 @@ export class SnowflakeExecutor implements Executor {
     const histograms = h
       ? readHistograms(h, (await r.step('histogram', 'read', h.sql, h.binds)).rows)
       : new Map();
-    const { total, columns } = readStats(plan, row, histograms);
+    const { total, columns: raw } = readStats(plan, row, histograms);
+    // Doubles under the 64-bit rule, checked against the result schema before anything is written.
+    const columns = finishColumnStats(raw);
     const stats = qualified(this.names.operator(COLUMN_STATS_TABLE));
     const names = Object.keys(columns);
     // Replace this dataset's statistics of these columns (both steps are safe to repeat).
