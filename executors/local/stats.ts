@@ -20,6 +20,7 @@ import {
   type Bound,
   type ColumnKind,
   canonicalDecimal,
+  finishColumnStats,
   isNumericKind,
   kindOfSqlType,
   typedBound,
@@ -171,14 +172,16 @@ export async function calculateColumnStats(
     columns: plan.length,
     rows: total,
   });
+  // Doubles under the 64-bit rule, checked against the result schema before anything is written.
+  const finished = finishColumnStats(columns);
   return exactlyOnce(conn, job, { part, datasetId: ds.datasetId, log: ctx.log, signal }, async () => {
-    for (const [column, stats] of Object.entries(columns)) {
+    for (const [column, stats] of Object.entries(finished)) {
       await conn.run(
         `INSERT OR REPLACE INTO _dpo.column_stats VALUES
            (${ds.datasetId}, ${literal(column)}, ${literal(JSON.stringify(stats))}, ${literal(job.id)}, now())`,
       );
     }
-    return { type: 'datasets_calculate_column_stats', rows: total, columns };
+    return { type: 'datasets_calculate_column_stats', rows: total, columns: finished };
   });
 }
 

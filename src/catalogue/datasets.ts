@@ -77,6 +77,11 @@ export const DatasetsCalculateColumnStatsInput = z.looseObject({
 export type DatasetsCalculateColumnStatsInput = z.infer<typeof DatasetsCalculateColumnStatsInput>;
 
 const Bound = z.union([z.number(), z.string(), z.boolean(), z.null()]);
+/**
+ * A double under the contract's 64-bit rule: a whole number beyond 2^53 − 1 (a mean of 64-bit ids)
+ * travels as its decimal string, which is also what the lossless parse makes of its JSON literal.
+ */
+const Real = z.union([z.number(), z.string().regex(/^-?\d+$/)]);
 export const ColumnStats = z.looseObject({
   null_value_count: Count.optional(),
   nan_value_count: Count.optional(),
@@ -85,9 +90,9 @@ export const ColumnStats = z.looseObject({
   upper_bound: Bound.optional(),
   approx_count_distinct: Count.optional(),
   completeness: z.number().min(0).max(1).optional(),
-  histogram: z.array(z.looseObject({ lower: z.number(), upper: z.number(), count: Count })).optional(),
-  mean: z.number().nullable().optional(),
-  standard_deviation: z.number().nullable().optional(),
+  histogram: z.array(z.looseObject({ lower: Real, upper: Real, count: Count })).optional(),
+  mean: Real.nullable().optional(),
+  standard_deviation: Real.nullable().optional(),
 });
 
 export const DatasetsCalculateColumnStatsResult = z.looseObject({

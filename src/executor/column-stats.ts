@@ -29,8 +29,14 @@
  *   falls in bucket min(bins − 1, floor((x − lower) / width)), so the last bucket includes the upper
  *   bound; bucket i spans [lower + i·width, lower + (i+1)·width), the last ending exactly at upper.
  *   The counts sum to the number of non-NULL, non-NaN values.
+ *
+ * Doubles (mean, deviation, bucket edges) follow the contract's 64-bit rule: a whole number beyond
+ * 2^53 − 1 (every double of that size is one: the mean of 64-bit ids) is its decimal string
+ * ({@link contractDouble}). Every executor passes its statistics through {@link finishColumnStats}
+ * before it persists anything.
  */
-import type { ColumnStat } from '../catalogue/datasets.ts';
+import { type ColumnStat, ColumnStats } from '../catalogue/datasets.ts';
+import { JobError } from './index.ts';
 
 /** The largest relative error allowed in `approx_count_distinct` (2 %). */
 export const DISTINCT_MAX_RELATIVE_ERROR = 0.02;
@@ -109,10 +115,63 @@ export function canonicalDecimal(s: string): string {
   return m[1] === '-' && body !== '0' ? `-${body}` : body;
 }
 
+/** A double as results carry it: a number, or (a whole number beyond 2^53 − 1) its decimal string. */
+export type Real = number | string;
+
+/**
+ * `x` under the contract's 64-bit rule: a whole number beyond 2^53 − 1 becomes its decimal string,
+ * the same digits JSON would write and the lossless parse would read back (shortest round trip);
+ * anything else stays a number. From 1e21 on JSON writes an exponent, which parses as a number.
+ */
+export function contractDouble(x: number): Real {
+  return Number.isInteger(x) && !Number.isSafeInteger(x) && Math.abs(x) < 1e21 ? String(x) : x;
+}
+
 export interface HistogramBucket {
-  lower: number;
-  upper: number;
+  lower: Real;
+  upper: Real;
   count: number;
+}
+
+/**
+ * The statistics of each column as the result carries them: doubles under the 64-bit rule, then
+ * validated against the catalogue's result schema. Throws `INVALID_RESULT` (not retryable) on a
+ * statistic the schema refuses: call it before anything is persisted, so a refused result writes
+ * nothing.
+ */
+export function finishColumnStats(
+  columns: Record<string, Record<string, unknown>>,
+): Record<string, ColumnStatsValue> {
+  const real = (v: unknown) => (typeof v === 'number' ? contractDouble(v) : v);
+  const out: Record<string, ColumnStatsValue> = {};
+  for (const [column, stats] of Object.entries(columns)) {
+    const s: Record<string, unknown> = { ...stats };
+    if ('mean' in s) s.mean = real(s.mean);
+    if ('standard_deviation' in s) s.standard_deviation = real(s.standard_deviation);
+    if (Array.isArray(s.histogram)) {
+      s.histogram = s.histogram.map((b: { lower: unknown; upper: unknown; count: unknown }) => ({
+        lower: real(b.lower),
+        upper: real(b.upper),
+        count: b.count,
+      }));
+    }
+    const checked = ColumnStats.safeParse(s);
+    if (!checked.success) {
+      throw new JobError(
+        'INVALID_RESULT',
+        `the statistics of column ${column} do not match the result schema`,
+        {
+          retryable: false,
+          details: {
+            column,
+            issues: checked.error.issues.slice(0, 10).map((i) => `${i.path.join('.')}: ${i.message}`),
+          },
+        },
+      );
+    }
+    out[column] = s as ColumnStatsValue;
+  }
+  return out;
 }
 
 /** The statistics of one column, as the job's result and the statistics table hold them. */
@@ -124,8 +183,8 @@ export interface ColumnStatsValue {
   upper_bound?: Bound;
   approx_count_distinct?: number;
   completeness?: number;
-  mean?: number | null;
-  standard_deviation?: number | null;
+  mean?: Real | null;
+  standard_deviation?: Real | null;
   histogram?: HistogramBucket[];
 }
 
@@ -254,7 +313,9 @@ function kahanSum(xs: readonly number[]): number {
 }
 
 const REL = 1e-9;
-function close(a: number, b: number): boolean {
+function close(ra: Real, rb: Real): boolean {
+  const a = Number(ra);
+  const b = Number(rb);
   return a === b || Math.abs(a - b) <= REL * Math.max(1, Math.abs(a), Math.abs(b));
 }
 
@@ -287,7 +348,7 @@ export function compareColumnStats(
       case 'mean':
       case 'standard_deviation':
       case 'completeness':
-        if (a === null || e === null ? a !== e : !close(a as number, e as number)) say(stat, `${a} vs ${e}`);
+        if (a === null || e === null ? a !== e : !close(a as Real, e as Real)) say(stat, `${a} vs ${e}`);
         break;
       case 'histogram': {
         const ah = a as HistogramBucket[];
