@@ -89,6 +89,8 @@ export interface FakeSession {
   tokenExpired?: boolean;
   /** The master token expired too: the renewal (`/session/token-request`) answers 390114. */
   masterExpired?: boolean;
+  /** The tokens expire at the next request of this kind (after the pool's heartbeat validated the session). */
+  expireAt?: { on: 'status' | 'submit'; master: boolean };
 }
 
 export interface Delay {
@@ -158,9 +160,11 @@ export interface FakeSnowflake {
   expireSessions(code?: string): void;
   /**
    * Every live session's session token expires (requests answer 390112), and with `master` its
-   * master token too (the renewal answers 390114: only a new login goes on).
+   * master token too (the renewal answers 390114: only a new login goes on). With `at`, they expire
+   * at the session's next status poll or submission instead of now: after the pool's validation
+   * (a heartbeat) passed, as a token that runs out between the two does.
    */
-  expireTokens(master: boolean): void;
+  expireTokens(master: boolean, at?: 'status' | 'submit'): void;
   /** Direct SQL on the fake's DuckDB (a test checks effects). */
   sql(sql: string): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
@@ -516,6 +520,16 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     }
     const session = auth ? byToken.get(auth[1] as string) : undefined;
     if (!session || session.deleted) return failure(res, '390111', 'Session no longer exists.');
+    const kind = path.startsWith('/monitoring/queries/')
+      ? 'status'
+      : path === '/queries/v1/query-request'
+        ? 'submit'
+        : undefined;
+    if (session.expireAt && session.expireAt.on === kind) {
+      session.tokenExpired = true;
+      session.masterExpired = session.expireAt.master;
+      session.expireAt = undefined;
+    }
     if (session.tokenExpired) {
       events.push(`token-expired ${session.id}`);
       return failure(res, '390112', 'Your session has expired. Please login again.');
@@ -663,9 +677,13 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     expireSessions(code = '390114') {
       for (const s of sessions.values()) if (!s.deleted) s.failWith = code;
     },
-    expireTokens(master) {
+    expireTokens(master, at) {
       for (const s of sessions.values()) {
         if (s.deleted) continue;
+        if (at) {
+          s.expireAt = { on: at, master };
+          continue;
+        }
         s.tokenExpired = true;
         if (master) s.masterExpired = true;
       }
