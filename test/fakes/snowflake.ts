@@ -37,9 +37,28 @@ import { gunzipSync } from 'node:zlib';
 import { type DuckDBConnection, DuckDBInstance, type DuckDBType } from '@duckdb/node-api';
 
 /** The statuses this fake reports (a subset of snowflake-sdk's `constants/query_status.js`). */
-export type QueryStatus = 'RUNNING' | 'BLOCKED' | 'ABORTING' | 'SUCCESS' | 'FAILED_WITH_ERROR' | 'ABORTED';
+export type QueryStatus = HoldStatus | 'RUNNING' | 'ABORTING' | 'SUCCESS' | FailedStatus | 'ABORTED';
+/** Statuses a query may report before it runs (a test holds it there for a while). */
+export type HoldStatus =
+  | 'BLOCKED'
+  | 'QUEUED'
+  | 'RESUMING_WAREHOUSE'
+  | 'QUEUED_REPARING_WAREHOUSE'
+  | 'NO_DATA'
+  | 'RESTARTED';
+/** Statuses a failed query ends in. */
+export type FailedStatus = 'FAILED_WITH_ERROR' | 'FAILED_WITH_INCIDENT' | 'DISCONNECTED';
 /** Statuses of a query that has not ended: the result endpoint answers 333333 (in progress). */
-const UNENDED: ReadonlySet<QueryStatus> = new Set(['RUNNING', 'BLOCKED', 'ABORTING']);
+const UNENDED: ReadonlySet<QueryStatus> = new Set<QueryStatus>([
+  'RUNNING',
+  'ABORTING',
+  'BLOCKED',
+  'QUEUED',
+  'RESUMING_WAREHOUSE',
+  'QUEUED_REPARING_WAREHOUSE',
+  'NO_DATA',
+  'RESTARTED',
+]);
 
 /**
  * A Snowflake-shaped query id, like `01bfd516-0009-ae23-0000-4c390101d1aa` (conformance table,
@@ -98,10 +117,17 @@ export interface Delay {
   ms: number;
 }
 
+/** A matching query reports `status` (BLOCKED by default) for `ms` before it runs. */
+export interface Hold extends Delay {
+  status?: HoldStatus;
+}
+
 export interface InjectedFailure {
   match: RegExp;
   /** `submit`: the query-request answers the error; `execute`: the query ends FAILED_WITH_ERROR. */
   at: 'submit' | 'execute';
+  /** `execute`: the status the query ends in (FAILED_WITH_ERROR by default). */
+  status?: FailedStatus;
   code: string;
   message: string;
   sqlState?: string;
@@ -149,8 +175,8 @@ export interface FakeSnowflake {
   /** What happened, in order: `submit <id>`, `abort <id>`, `status <id> <s>`, `session-delete <n>`… */
   events: string[];
   delays: Delay[];
-  /** Matching queries report BLOCKED (waiting on a lock) this long before they run. */
-  blocks: Delay[];
+  /** Matching queries report BLOCKED (waiting on a lock), or another hold status, this long before they run. */
+  holds: Hold[];
   failures: InjectedFailure[];
   hooks: FakeSnowflakeHooks;
   settings: FakeSnowflakeSettings;
@@ -212,7 +238,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
   const byToken = new Map<string, FakeSession>();
   const events: string[] = [];
   const delays: Delay[] = [];
-  const blocks: Delay[] = [];
+  const holds: Hold[] = [];
   const settings: FakeSnowflakeSettings = { abortingMs: 0, refuseLogins: 0, multiStatementCount: 1 };
   const byMaster = new Map<string, FakeSession>();
   const failures: InjectedFailure[] = [];
@@ -246,7 +272,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       events.push(`abort-again ${q.id} ${why}`);
       return true;
     }
-    if (q.status !== 'RUNNING' && q.status !== 'BLOCKED') return false;
+    if (!UNENDED.has(q.status)) return false;
     q.abortedAt ??= Date.now();
     events.push(`abort ${q.id} ${why}`);
     q.abort?.();
@@ -270,12 +296,12 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
       return fail('000604', 'SQL execution canceled', '57014', 'ABORTED');
     };
     try {
-      // A statement waiting on a lock reports BLOCKED, then runs once the lock frees.
-      const blocked = blocks.find((d) => d.match.test(q.sql))?.ms ?? 0;
-      if (blocked > 0) {
-        await setStatus(q, 'BLOCKED');
+      // A statement waiting on a lock reports BLOCKED (or queued, or its warehouse resuming…), then runs.
+      const hold = holds.find((d) => d.match.test(q.sql));
+      if (hold && hold.ms > 0) {
+        await setStatus(q, hold.status ?? 'BLOCKED');
         const how = await new Promise<'done' | 'aborted'>((resolve) => {
-          const t = setTimeout(() => resolve('done'), blocked);
+          const t = setTimeout(() => resolve('done'), hold.ms);
           q.abort = () => {
             clearTimeout(t);
             resolve('aborted');
@@ -307,7 +333,12 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
         );
       }
       if (injected) {
-        return await fail(injected.code, injected.message, injected.sqlState ?? '42000', 'FAILED_WITH_ERROR');
+        return await fail(
+          injected.code,
+          injected.message,
+          injected.sqlState ?? '42000',
+          injected.status ?? 'FAILED_WITH_ERROR',
+        );
       }
       const started = performance.now();
       q.result = await serial(() => runSql(q, binds));
@@ -382,7 +413,12 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     const types = reader.columnTypes();
     return {
       rowtype: names.map((n, i) => columnOf(n, types[i] as DuckDBType)),
-      rowset: reader.getRowsJS().map((row) => row.map(wire)),
+      rowset: ((raw) =>
+        reader
+          .getRowsJS()
+          .map((row, r) => row.map((v, i) => temporalWire(types[i] as DuckDBType, raw[r]?.[i]) ?? wire(v))))(
+        reader.getRows(),
+      ),
     };
   };
 
@@ -669,7 +705,7 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     logins,
     events,
     delays,
-    blocks,
+    holds,
     failures,
     hooks,
     settings,
@@ -810,8 +846,44 @@ function textResult(name: string, rows: string[][]) {
   };
 }
 
+/**
+ * DATE and TIMESTAMP values as Snowflake's JSON result format sends them (conformance table, "Result
+ * shapes"; snowflake-sdk `connection/result/column.js` convertRawDate / convertRawTimestampNtz /
+ * convertRawTimestampTz): a DATE as days since the epoch; TIMESTAMP_NTZ as epoch seconds with `scale`
+ * fraction digits (Snowflake's default precision is 9); TIMESTAMP_TZ (result version 1) as that
+ * plus a space and the offset in minutes + 1440. DuckDB keeps TIMESTAMPTZ as a UTC instant, so the
+ * offset here is always +00:00 (1440): a limit of the fake.
+ */
+function temporalWire(type: DuckDBType, value: unknown): string | null | undefined {
+  const t = type.toString();
+  if (value === null || value === undefined) return undefined;
+  if (t === 'DATE') return String((value as { days: number }).days);
+  if (t === 'TIMESTAMP' || t === 'TIMESTAMP WITH TIME ZONE') {
+    const micros = (value as { micros: bigint }).micros;
+    const secs = micros >= 0n ? micros / 1_000_000n : -((-micros + 999_999n) / 1_000_000n);
+    const frac = micros - secs * 1_000_000n;
+    const text = `${secs}.${frac.toString().padStart(6, '0')}000`;
+    return t === 'TIMESTAMP' ? text : `${text} 1440`;
+  }
+  return undefined;
+}
+
 function columnOf(name: string, type: DuckDBType) {
   const t = type.toString();
+  const temporal = { DATE: 'date', TIMESTAMP: 'timestamp_ntz', 'TIMESTAMP WITH TIME ZONE': 'timestamp_tz' }[
+    t
+  ];
+  if (temporal) {
+    return {
+      name,
+      type: temporal,
+      nullable: true,
+      scale: temporal === 'date' ? null : 9,
+      precision: 0,
+      length: null,
+      byteLength: null,
+    };
+  }
   if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) {
     return { ...fixedColumn(name), nullable: true };
   }

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   fake.delays.length = 0;
-  fake.blocks.length = 0;
+  fake.holds.length = 0;
   fake.failures.length = 0;
   fake.settings.abortingMs = 0;
   fake.settings.refuseLogins = 0;
@@ -109,7 +109,7 @@ describe('query statuses (table: "Query statuses")', () => {
   it('BLOCKED is still running: the job polls through it (BLOCKED, RUNNING, SUCCESS) and completes', async () => {
     const id = await dataset();
     const match = new RegExp(`^UPDATE company_56.dataset_${id}\\b`);
-    fake.blocks.push({ match, ms: 300 });
+    fake.holds.push({ match, ms: 300 });
     const r = run('datasets_execute_dml', dml(id, `UPDATE company_56.dataset_${id} SET x = 0 WHERE id <= 3`));
     expect(await r.done).toEqual({ type: 'datasets_execute_dml', affected_rows: 3 });
     const q = fake.executions(match)[0]!;
@@ -120,6 +120,47 @@ describe('query statuses (table: "Query statuses")', () => {
     ]);
     expect(r.t.progress.map((p) => p.message)).toContain('dml: blocked');
   });
+
+  it.each(['QUEUED', 'RESUMING_WAREHOUSE', 'QUEUED_REPARING_WAREHOUSE', 'NO_DATA', 'RESTARTED'] as const)(
+    '%s has not ended: the job polls through it and completes',
+    async (status) => {
+      const id = await dataset();
+      const match = new RegExp(`^DELETE FROM company_56.dataset_${id}\\b`);
+      fake.holds.push({ match, ms: 200, status });
+      const r = run('datasets_execute_dml', dml(id, `DELETE FROM company_56.dataset_${id} WHERE id <= 2`));
+      expect(await r.done).toEqual({ type: 'datasets_execute_dml', affected_rows: 2 });
+      const q = fake.executions(match)[0]!;
+      expect(fake.events.filter((e) => e.startsWith(`status ${q.id}`))[0]).toBe(`status ${q.id} ${status}`);
+    },
+  );
+
+  it.each([
+    ['FAILED_WITH_INCIDENT', '000603', 'SNOWFLAKE_TRANSIENT', true],
+    ['DISCONNECTED', '100090', 'SNOWFLAKE_SQL_ERROR', false],
+  ] as const)(
+    '%s has ended: the job fails with the error its result carries (%s)',
+    async (status, code, failure, retryable) => {
+      const id = await dataset();
+      fake.failures.push({
+        match: new RegExp(`^DELETE FROM company_56.dataset_${id}\\b`),
+        at: 'execute',
+        status,
+        code,
+        message: `the query ended ${status}`,
+      });
+      const r = run(
+        'datasets_execute_dml',
+        dml(id, `DELETE FROM company_56.dataset_${id} WHERE id <= 2`),
+        {},
+        { attempt: 3, maxAttempts: 3 },
+      );
+      await expect(r.done).rejects.toMatchObject({
+        code: failure,
+        retryable,
+        details: { status, snowflake_code: code },
+      });
+    },
+  );
 
   it('ABORTING is not aborted: a cancel is confirmed only by ABORTED, and asked again meanwhile', async () => {
     const id = await dataset();
@@ -206,6 +247,31 @@ describe('login (table: "Error codes", network)', () => {
 });
 
 describe('column statistics (table: "Result shapes")', () => {
+  it('NUMBER, FLOAT, DATE and TIMESTAMP values reach the executor as snowflake-sdk converts them', async () => {
+    const o = { warehouse: 'DPO_WH', queryTag: '{"test":"types"}', timeoutSeconds: 60 };
+    const res = await ex.client.run(
+      `SELECT 9007199254740993::BIGINT AS "BIG", 9007199254740993::BIGINT::VARCHAR AS "BIG_TEXT", 42::BIGINT AS "SMALL",
+         12.25::DECIMAL(10,2) AS "DEC", 1.5::DOUBLE AS "F", DATE '2026-01-02' AS "D",
+         TIMESTAMP '2026-01-02 03:04:05.123456' AS "TS", TIMESTAMPTZ '2026-01-02 03:04:05.5+00' AS "TSTZ"`,
+      [],
+      o,
+      AbortSignal.timeout(10_000),
+    );
+    const row = res.rows[0]!;
+    // NUMBER(38,0) becomes a JavaScript number: beyond 2^53 it is rounded (read such values as text).
+    expect(row.BIG).toBe(9007199254740992);
+    expect(row.BIG_TEXT).toBe('9007199254740993');
+    expect(row.SMALL).toBe(42);
+    expect(row.DEC).toBe(12.25);
+    expect(row.F).toBe(1.5);
+    // DATE and TIMESTAMP_* become Dates (milliseconds kept, the rest of the nanoseconds dropped).
+    expect(row.D).toBeInstanceOf(Date);
+    expect((row.D as Date).toISOString()).toBe('2026-01-02T00:00:00.000Z');
+    expect(row.TS).toBeInstanceOf(Date);
+    expect((row.TS as Date).toISOString()).toBe('2026-01-02T03:04:05.123Z');
+    expect((row.TSTZ as Date).toISOString()).toBe('2026-01-02T03:04:05.500Z');
+  });
+
   it('64-bit columns: mean, deviation and bucket edges beyond 2^53 are valid under the 64-bit rule, after the lossless parse too', async () => {
     const id = nextDataset++;
     await run('datasets_create_table', {
