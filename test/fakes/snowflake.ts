@@ -27,8 +27,19 @@
  * DuckDB errors become Snowflake codes: missing object 002003 (42S02), invalid identifier 000904,
  * syntax 001003 (42000), anything else 100090.
  *
+ * - `<db>.INFORMATION_SCHEMA.COLUMNS` reads DuckDB's, names upper-cased as Snowflake stores unquoted ones.
+ *
  * Query time is DuckDB's, plus what `delays` add (a test slows matching statements to cancel, crash
  * or drain mid-query); an abort or a statement timeout (STATEMENT_TIMEOUT_IN_SECONDS) ends such a wait.
+ *
+ * Every value it answers is a row of the conformance table in executors/snowflake/README.md (with
+ * its source): query ids Snowflake-shaped, not RFC 4122 (`snowflakeQueryId`); a query `holds` in
+ * BLOCKED (or QUEUED, RESUMING_WAREHOUSE, …) then RUNNING then SUCCESS; an abort leaves it ABORTING
+ * for `settings.abortingMs` before ABORTED; `expireTokens` answers 390112 to the session token and
+ * 390114 to the renewal with the master token; `settings.refuseLogins` drops login connections;
+ * MULTI_STATEMENT_COUNT (the statement's, else `settings.multiStatementCount`, default 1) refuses a
+ * text of another number of statements (counted by DuckDB's parser) with the documented message;
+ * DATE and TIMESTAMP values go out in Snowflake's JSON wire format.
  */
 import { createHash, createPublicKey, type KeyObject, randomBytes, randomUUID, verify } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
