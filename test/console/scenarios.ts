@@ -119,9 +119,10 @@ export async function queueScenario(overrides: Parameters<typeof startTestContro
 
 /**
  * One job, three attempts: the first (op-alpha) loses its lease, the second (op-bravo) fails and is
- * retried, the third (op-charlie) reports progress twice and is cancelled, which it confirms.
+ * retried, the third (op-charlie) reports progress twice and is cancelled, which it confirms. `advance`
+ * moves the store's clock (seconds to minutes between steps, so the bars have lengths to compare).
  */
-export async function threeAttempts(cp: TestControlPlane) {
+export async function threeAttempts(cp: TestControlPlane, advance: (ms: number) => void) {
   const c = clients(cp);
   const job = await c.submit(TRUNCATE, truncateInput(9), { max_attempts: 3 });
   const claimAs = async (executor: string): Promise<Job> => {
@@ -137,29 +138,37 @@ export async function threeAttempts(cp: TestControlPlane) {
     expect(claimed!.id).toBe(job.id);
     return claimed!;
   };
+  advance(4_000);
   await claimAs('op-alpha');
   // No renewal: the lease expires and the job is retried.
+  advance(cp.store.leaseTtlMs + 1_000);
   await waitFor(
     async () => (await c.user<Job>('GET', `/v1/jobs/${job.id}`)).body.failures[0]?.code === 'LEASE_EXPIRED',
     { what: 'the first lease to expire' },
   );
+  advance(6_000);
   const second = await claimAs('op-bravo');
+  advance(25_000);
   const failed = await c.op('POST', `/v1/jobs/${job.id}/fail`, {
     lease_token: second.lease!.token,
     failure: { code: 'UPSTREAM_UNAVAILABLE', message: 'the warehouse did not answer', retryable: true },
   });
   expect(failed.status).toBe(200);
+  advance(8_000);
   const third = await claimAs('op-charlie');
   for (const fraction of [0.3, 0.6]) {
+    advance(12_000);
     const r = await c.op('POST', `/v1/jobs/${job.id}/checkpoint`, {
       lease_token: third.lease!.token,
       progress: { fraction, message: `${fraction * 100} % scanned` },
     });
     expect(r.status).toBe(200);
   }
+  advance(9_000);
   expect((await c.user('POST', `/v1/jobs/${job.id}/cancel`, { reason: 'not needed any more' })).status).toBe(
     200,
   );
+  advance(3_000);
   const confirmed = await c.op('POST', `/v1/jobs/${job.id}/cancelled`, { lease_token: third.lease!.token });
   expect(confirmed.status).toBe(200);
   return job;

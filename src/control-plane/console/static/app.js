@@ -216,7 +216,7 @@ function jobRow(j) {
     h('td', { class: 'num attempt' }, `${j.attempt}/${j.max_attempts}`),
     h('td', { class: 'num' }, j.company_id),
     h('td', {}, j.data_plane_id || h('span', { class: 'muted' }, 'any')),
-    h('td', { title: j.created_at }, fmtTime(j.created_at)),
+    h('td', { title: j.created_at }, fmtShortTime(j.created_at)),
   );
   tickRow(tr);
   return tr;

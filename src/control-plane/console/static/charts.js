@@ -227,7 +227,8 @@ export function ganttChart(el, events, job) {
       })),
       ...markKinds.map((k) => ({
         label: MARKERS[k].label,
-        stroke: k === 'progress' ? '#1d2b3a' : '#1d232a',
+        stroke: '#1d232a',
+        fill: MARKERS[k].fill,
         width: 1.5,
         paths: () => null,
         points: { show: true, size: MARKERS[k].size, fill: MARKERS[k].fill, width: 1.5, space: 0 },

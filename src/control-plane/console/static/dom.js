@@ -55,6 +55,12 @@ export function fmtDuration(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+/** Today's times as a time of day; other days' with their date. */
+export const fmtShortTime = (iso) => {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+};
 export const ago = (iso) => `${fmtDuration(Date.now() - Date.parse(iso))} ago`;
 export const cut = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
 
