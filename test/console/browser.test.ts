@@ -720,7 +720,14 @@ describe('the console in Chromium', () => {
     await page.goto(`${cp!.url}/console`);
     await signIn(page);
     await page.waitForSelector('#jobs tr[data-id]');
-    await page.waitForSelector('#queue-charts[data-loaded]');
+    // The queue chart starts folded on a phone (the list comes first), and fits when opened.
+    expect(await page.$eval('#queue', (el) => el.open)).toBe(false);
+    await page.click('#queue summary h3');
+    await page.waitForSelector('#queue-charts[data-loaded] #queue-pickup canvas');
+    const widest = await page.$$eval('#queue-charts .uplot', (els) =>
+      Math.max(...els.map((e) => e.getBoundingClientRect().right)),
+    );
+    expect(widest).toBeLessThanOrEqual(390);
     const box = await page.$eval('#jobs-table', (t) => {
       const scroller = t.parentElement!;
       return {

@@ -4,8 +4,21 @@
 // the live streams are read with fetch and a stream reader because EventSource cannot send headers.
 // Charts are drawn by uPlot (vendor/, pinned) through charts.js; results by results.js.
 
-import { ganttChart, queueCharts, sparkline, sweepCharts } from './charts.js';
-import { $, ago, badge, cut, fmtDuration, fmtTime, h, jobLink, jsonTree, kvTable, scroller } from './dom.js';
+import { ganttChart, queueCharts, sparkline, sweepCharts, uPlotReady } from './charts.js';
+import {
+  $,
+  ago,
+  badge,
+  cut,
+  fmtDuration,
+  fmtShortTime,
+  fmtTime,
+  h,
+  jobLink,
+  jsonTree,
+  kvTable,
+  scroller,
+} from './dom.js';
 import { readableResult } from './results.js';
 
 const TOKEN_KEY = 'dpo.console.token';
@@ -21,6 +34,17 @@ let viewAbort = new AbortController();
 let meta = null;
 
 const view = () => $('#view');
+
+/** The filters' states and types come from the control plane, read once per sign-in. */
+let metaLoading = null;
+async function loadMeta() {
+  if (meta !== null) return meta;
+  metaLoading ??= api('/v1/console/meta', { signal: undefined }).finally(() => {
+    metaLoading = null;
+  });
+  meta = await metaLoading;
+  return meta;
+}
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -253,21 +277,30 @@ function queuePanel(range, signal) {
       ),
     ),
   );
+  // Open on a wide screen; on a phone it starts folded, so the list comes first.
   const panel = h(
-    'section',
-    { class: 'panel', id: 'queue' },
-    h('div', { class: 'panel-head' }, h('h3', {}, 'The queue over time'), buttons),
+    'details',
+    { class: 'panel', id: 'queue', open: matchMedia('(min-width: 641px)').matches },
+    h('summary', { class: 'panel-head' }, h('h3', {}, 'The queue over time'), buttons),
     charts,
   );
   let last = 0;
   let timer = null;
+  let folded = false;
+  // Charts take their box's width when drawn: a folded panel draws when it is opened.
+  panel.addEventListener('toggle', () => {
+    if (panel.open && folded) void load();
+  });
   const load = async () => {
+    folded = !panel.open;
+    if (folded) return;
     last = Date.now();
     try {
-      const q = await api(`/v1/console/queue?range=${range}`, { signal });
+      const [q] = await Promise.all([api(`/v1/console/queue?range=${range}`, { signal }), uPlotReady]);
       if (signal.aborted) return;
       queueCharts(charts, q);
       charts.dataset.loaded = String(Number(charts.dataset.loaded || 0) + 1);
+      performance.mark('dpo:queue-drawn');
     } catch (err) {
       if (!(err instanceof Refused) && !signal.aborted)
         charts.replaceChildren(h('p', { class: 'error' }, String(err.message || err)));
@@ -291,6 +324,13 @@ async function showJobs(params) {
   const f = listFilters(params);
   const range = ['hour', 'day', 'week'].includes(params.get('range')) ? params.get('range') : 'hour';
   const signal = viewAbort.signal;
+  // The page of jobs is asked for first: the queue chart's SQL (up to a few hundred ms over a week of
+  // a busy queue) is asked for only once the list is drawn, so it never holds the list back.
+  const q = new URLSearchParams({ per_page: String(PER_PAGE) });
+  for (const k of FILTER_KEYS) if (f[k]) q.set(k, f[k]);
+  const listed = api(`/v1/jobs?${q}`);
+  listed.catch(() => {}); // awaited below, after the view is built
+  await loadMeta();
   const field = (label, control) => h('label', {}, label, control);
   const chosenStates = new Set(f.state ? f.state.split(',') : []);
   const states = h(
@@ -382,7 +422,6 @@ async function showJobs(params) {
   const pager = h('div', { class: 'pager' });
   const queue = queuePanel(range, signal);
   view().replaceChildren(h('h2', {}, 'Jobs'), queue.panel, form, error, list, pager);
-  void queue.load();
 
   // Running jobs' elapsed time moves on with the clock (no request: the start time is on the row).
   const ticker = setInterval(() => {
@@ -442,10 +481,8 @@ async function showJobs(params) {
     signal,
   );
 
-  const q = new URLSearchParams({ per_page: String(PER_PAGE) });
-  for (const k of FILTER_KEYS) if (f[k]) q.set(k, f[k]);
   try {
-    const page = await api(`/v1/jobs?${q}`);
+    const page = await listed;
     tbody.replaceChildren(...page.jobs.map(jobRow));
     loaded = true;
     for (const e of early.splice(0)) apply(e);
@@ -464,6 +501,7 @@ async function showJobs(params) {
   } catch (err) {
     if (!(err instanceof Refused) && !signal.aborted) error.textContent = String(err.message || err);
   }
+  void queue.load();
 }
 
 function withoutCursor(params) {
@@ -588,6 +626,8 @@ async function showJob(id) {
       api(`/v1/jobs/${id}`),
       api(`/v1/jobs/${id}/events`),
       api(`/v1/jobs/${id}/follow-ups`),
+      loadMeta(),
+      uPlotReady,
     ]);
     const terminal = meta.terminal_states.includes(job.state);
     // An action's notice ("Cancel: cancellation_requested") stays until the job has ended.
@@ -755,7 +795,7 @@ async function showOperators() {
   );
   while (!signal.aborted) {
     try {
-      const { operators, lease_ttl_ms } = await api('/v1/operators');
+      const [{ operators, lease_ttl_ms }] = await Promise.all([api('/v1/operators'), uPlotReady]);
       note.textContent = `Every operator seen since the control plane started (also as JSON: GET /v1/operators), with the jobs it held against its capacity over the last 15 minutes. Stale: no poll for longer than its long-poll wait plus the lease TTL (${fmtDuration(lease_ttl_ms)}).`;
       const draws = [];
       tbody.replaceChildren(
@@ -806,20 +846,6 @@ function route() {
     return;
   }
   $('#sign-out').hidden = false;
-  if (meta === null) {
-    // The filters' states and types come from the control plane, read once per sign-in.
-    api('/v1/console/meta', { signal: viewAbort.signal }).then(
-      (m) => {
-        meta = m;
-        route();
-      },
-      (err) => {
-        if (!(err instanceof Refused) && !viewAbort.signal.aborted)
-          view().replaceChildren(h('p', { class: 'error' }, String(err.message || err)));
-      },
-    );
-    return;
-  }
   const hash = location.hash.replace(/^#/, '') || '/jobs';
   const [path, query] = hash.split('?');
   for (const a of document.querySelectorAll('header nav a'))

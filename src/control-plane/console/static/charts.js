@@ -33,6 +33,15 @@ const PALETTE = [
 ];
 export const color = (i) => PALETTE[i % PALETTE.length];
 
+/**
+ * Resolves once uPlot is loaded. Its script is `async`, off the path to the jobs table: the page
+ * draws its first rows without waiting for the library to be parsed.
+ */
+export const uPlotReady = new Promise((resolve) => {
+  if (window.uPlot) resolve();
+  else document.getElementById('uplot-js').addEventListener('load', () => resolve(), { once: true });
+});
+
 const AXIS = { stroke: '#66707a', grid: { stroke: '#eef1f4' }, ticks: { stroke: '#e3e6ea' } };
 const charts = new Set();
 
@@ -79,6 +88,9 @@ const fmtMs = (ms) =>
         ? `${(ms / 1000).toFixed(1)} s`
         : `${(ms / 60_000).toFixed(1)} min`;
 const fmtNum = (n) => (n == null ? '—' : Number(n).toLocaleString('en-US', { maximumFractionDigits: 2 }));
+const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+/** Axis labels: 1.2K, 3M. */
+const fmtCompact = (n) => (n == null ? '' : compact.format(n));
 
 // --- a job's attempts (Gantt) --------------------------------------------------------------------------
 
@@ -379,7 +391,10 @@ export function barChart(el, labels, values, o = {}) {
   const rows = o.series ? values : [values];
   const xs = labels.map((_, i) => i);
   const fmt = o.format ?? fmtNum;
+  const axisFmt = o.axisFormat ?? (o.format ? fmt : fmtCompact);
   const n = series.length;
+  // Many categories on a narrow axis: every k-th label only.
+  const every = horizontal ? 1 : Math.ceil(labels.length / 6);
   const height = o.height ?? (horizontal ? 30 + 26 * labels.length : 140);
   const opts = {
     height,
@@ -401,14 +416,14 @@ export function barChart(el, labels, values, o = {}) {
         size: horizontal ? (o.labelWidth ?? 120) : 40,
         grid: { show: false },
         splits: () => xs,
-        values: (_u, splits) => splits.map((i) => labels[i] ?? ''),
+        values: (_u, splits) => splits.map((i) => (i % every === 0 ? (labels[i] ?? '') : '')),
         rotate: horizontal ? 0 : undefined,
       },
       {
         ...AXIS,
         side: horizontal ? 0 : 3,
-        size: horizontal ? 30 : 56,
-        values: (_u, v) => v.map(fmt),
+        size: horizontal ? 30 : 48,
+        values: (_u, v) => v.map(axisFmt),
       },
     ],
     series: [
@@ -431,7 +446,7 @@ export function barChart(el, labels, values, o = {}) {
 
 /** A histogram from `[{lower, upper, count}]` buckets (one bar per bucket). */
 export function histogram(el, buckets) {
-  const labels = buckets.map((b) => fmtNum(b.lower));
+  const labels = buckets.map((b) => fmtCompact(b.lower));
   return barChart(
     el,
     labels,

@@ -4,6 +4,7 @@
 import { barChart, histogram } from './charts.js';
 import { fmtBytes, fmtInt, fmtMicroCents, fmtNumber, h, jsonTree, kvTable, table } from './dom.js';
 
+const fmtPct = (v) => `${v < 0.1 && v > 0 ? v.toPrecision(1) : Number(v.toFixed(1))} %`;
 const num = (v) => h('td', { class: 'num' }, typeof v === 'number' ? fmtNumber(v) : v);
 
 /** The type of a result column from its values: number, string, boolean, json, null or mixed. */
@@ -192,21 +193,26 @@ export function readableResult(job) {
             s.histogram?.length
               ? chartBox('histogram', (el) => histogram(el, s.histogram))
               : h('p', { class: 'muted' }, 'No histogram (not a numeric column, or not asked for).'),
-            s.null_value_count !== undefined || s.approx_count_distinct !== undefined
-              ? chartBox('null-distinct', (el) =>
-                  barChart(
+            // Nulls as a share of the rows, distinct values as a share of the non-null ones.
+            rows && (s.null_value_count !== undefined || s.approx_count_distinct !== undefined)
+              ? chartBox('null-distinct', (el) => {
+                  const nulls = s.null_value_count ?? 0;
+                  const pct = (part, whole) => (whole > 0 ? (100 * part) / whole : 0);
+                  const shares = [pct(nulls, rows), pct(s.approx_count_distinct ?? 0, rows - nulls)];
+                  return barChart(
                     el,
-                    ['nulls', 'distinct'],
-                    [s.null_value_count ?? 0, s.approx_count_distinct ?? 0],
+                    [`nulls ${fmtPct(shares[0])}`, `distinct ${fmtPct(shares[1])}`],
+                    shares,
                     {
                       horizontal: true,
-                      labelWidth: 64,
+                      labelWidth: 110,
                       color: '#8e6bd1',
-                      label: 'count',
-                      ...(rows ? { max: rows } : {}),
+                      label: '% of rows',
+                      max: 100,
+                      format: fmtPct,
                     },
-                  ),
-                )
+                  );
+                })
               : '',
           );
         }),
