@@ -156,10 +156,11 @@ describe('the console in Chromium', () => {
     ]);
     // Held jobs against capacity over time, drawn by uPlot from the operator's samples.
     await page.waitForSelector('#operators tr[data-executor="test-executor"] .spark canvas');
-    const samples = Number(
-      await page.getAttribute('#operators tr[data-executor="test-executor"] .spark', 'data-samples'),
-    );
-    expect(samples).toBeGreaterThanOrEqual(1);
+    // The view refreshes every 3 s, and each listing samples: a second sample makes a line.
+    await poll(async () =>
+      Number(await page.getAttribute('#operators tr[data-executor="test-executor"] .spark', 'data-samples')),
+    ).toBeGreaterThanOrEqual(2);
+    await page.waitForSelector('#operators tr[data-executor="test-executor"] .spark canvas');
     await shot(page, 'operators');
   });
 

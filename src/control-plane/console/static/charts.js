@@ -468,12 +468,18 @@ export function sparkline(el, history) {
       legend: { show: false },
       scales: {
         x: { time: true },
-        y: { range: (_u, _min, max) => [0, Math.max(1, max, ...history.capacity)] },
+        y: { range: (_u, _min, max) => [0, 1.15 * Math.max(1, max, ...history.capacity)] },
       },
       axes: [{ show: false }, { show: false }],
       series: [
         {},
-        { label: 'held', stroke: '#3b82f6', fill: '#3b82f622', width: 1.5, points: { show: false } },
+        {
+          label: 'held',
+          stroke: '#3b82f6',
+          fill: '#3b82f622',
+          width: 1.5,
+          points: { show: true, size: 3, space: 0 },
+        },
         { label: 'capacity', stroke: '#8a96a3', width: 1, dash: [3, 2], points: { show: false } },
       ],
     },

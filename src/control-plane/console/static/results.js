@@ -205,7 +205,7 @@ export function readableResult(job) {
                     shares,
                     {
                       horizontal: true,
-                      labelWidth: 110,
+                      labelWidth: 124,
                       color: '#8e6bd1',
                       label: '% of rows',
                       max: 100,
@@ -270,7 +270,7 @@ export function readableResult(job) {
           chartBox('usage', (el) =>
             barChart(el, ['prompt', 'completion'], [u.prompt_tokens ?? 0, u.completion_tokens ?? 0], {
               horizontal: true,
-              labelWidth: 80,
+              labelWidth: 100,
               label: 'tokens',
               color: '#0fa3b1',
             }),
