@@ -296,7 +296,7 @@ function queuePanel(range, signal) {
     if (folded) return;
     last = Date.now();
     try {
-      const [q] = await Promise.all([api(`/v1/console/queue?range=${range}`, { signal }), uPlotReady]);
+      const [q] = await Promise.all([api(`/v1/console/queue?range=${range}`, { signal }), uPlotReady()]);
       if (signal.aborted) return;
       queueCharts(charts, q);
       charts.dataset.loaded = String(Number(charts.dataset.loaded || 0) + 1);
@@ -627,7 +627,7 @@ async function showJob(id) {
       api(`/v1/jobs/${id}/events`),
       api(`/v1/jobs/${id}/follow-ups`),
       loadMeta(),
-      uPlotReady,
+      uPlotReady(),
     ]);
     const terminal = meta.terminal_states.includes(job.state);
     // An action's notice ("Cancel: cancellation_requested") stays until the job has ended.
@@ -795,7 +795,7 @@ async function showOperators() {
   );
   while (!signal.aborted) {
     try {
-      const [{ operators, lease_ttl_ms }] = await Promise.all([api('/v1/operators'), uPlotReady]);
+      const [{ operators, lease_ttl_ms }] = await Promise.all([api('/v1/operators'), uPlotReady()]);
       note.textContent = `Every operator seen since the control plane started (also as JSON: GET /v1/operators), with the jobs it held against its capacity over the last 15 minutes. Stale: no poll for longer than its long-poll wait plus the lease TTL (${fmtDuration(lease_ttl_ms)}).`;
       const draws = [];
       tbody.replaceChildren(

@@ -33,14 +33,29 @@ const PALETTE = [
 ];
 export const color = (i) => PALETTE[i % PALETTE.length];
 
+let loading = null;
 /**
- * Resolves once uPlot is loaded. Its script is `async`, off the path to the jobs table: the page
- * draws its first rows without waiting for the library to be parsed.
+ * Loads uPlot (once) and resolves when it is ready. The page asks for it only when it has a chart to
+ * draw, after the jobs table: parsing the library stays off the path to the first rows (the HTML
+ * preloads the file, so it is usually in the cache by then).
  */
-export const uPlotReady = new Promise((resolve) => {
-  if (window.uPlot) resolve();
-  else document.getElementById('uplot-js').addEventListener('load', () => resolve(), { once: true });
-});
+export function uPlotReady() {
+  loading ??= new Promise((resolve, reject) => {
+    if (window.uPlot) {
+      resolve();
+      return;
+    }
+    const script = document.createElement('script');
+    script.src = '/console/vendor/uPlot.iife.min.js';
+    script.onload = () => resolve();
+    script.onerror = () => {
+      loading = null;
+      reject(new Error('the chart library did not load'));
+    };
+    document.head.append(script);
+  });
+  return loading;
+}
 
 const AXIS = { stroke: '#66707a', grid: { stroke: '#eef1f4' }, ticks: { stroke: '#e3e6ea' } };
 const charts = new Set();
