@@ -398,7 +398,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     leaseTtlMs,
     dataPlanes: options.operatorTokens.map((t) => t.data_plane_id),
     log,
-    ...(options.eventLogRetentionMs === undefined ? {} : { eventLogRetentionMs: options.eventLogRetentionMs }),
+    ...(options.eventLogRetentionMs === undefined
+      ? {}
+      : { eventLogRetentionMs: options.eventLogRetentionMs }),
   });
 
   // --- dispatch ------------------------------------------------------------------------------------

@@ -183,8 +183,11 @@ describe('the page', () => {
     for (const [path, text] of Object.entries(texts)) {
       if (!path.endsWith('.js') || path.includes('/vendor/')) continue;
       for (const m of text.matchAll(/from '\.\/([a-z]+\.js)'/g)) named.add(`/console/${m[1]}`);
+      for (const m of text.matchAll(/'(\/console\/[^']+)'/g)) named.add(m[1]!); // loaded on demand
     }
-    expect(named.size).toBeGreaterThan(5);
+    expect(named).toContain('/console/vendor/uPlot.iife.min.js');
+    expect(named).toContain('/console/vendor/uPlot.min.css');
+    expect(named.size).toBeGreaterThan(7);
     for (const path of named) expect(Object.keys(STATIC), path).toContain(path);
   });
 });

@@ -35,9 +35,9 @@ export const color = (i) => PALETTE[i % PALETTE.length];
 
 let loading = null;
 /**
- * Loads uPlot (once) and resolves when it is ready. The page asks for it only when it has a chart to
- * draw, after the jobs table: parsing the library stays off the path to the first rows (the HTML
- * preloads the file, so it is usually in the cache by then).
+ * Loads uPlot and its stylesheet (once) and resolves when they are ready. The page asks for them only
+ * when it has a chart to draw, after the jobs table: neither the library's parsing nor a second
+ * stylesheet stands on the path to the first paint and the first rows.
  */
 export function uPlotReady() {
   loading ??= new Promise((resolve, reject) => {
@@ -45,9 +45,17 @@ export function uPlotReady() {
       resolve();
       return;
     }
+    const css = document.createElement('link');
+    css.rel = 'stylesheet';
+    css.href = '/console/vendor/uPlot.min.css';
+    const cssLoaded = new Promise((done) => {
+      css.onload = done;
+      css.onerror = done; // charts still draw, unstyled legends
+    });
+    document.head.append(css);
     const script = document.createElement('script');
     script.src = '/console/vendor/uPlot.iife.min.js';
-    script.onload = () => resolve();
+    script.onload = () => cssLoaded.then(resolve);
     script.onerror = () => {
       loading = null;
       reject(new Error('the chart library did not load'));
