@@ -12,6 +12,7 @@
  * queue series' SQL per range. One warm-up load, then five; median (range). The page is signed in
  * already (the token in session storage).
  */
+import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { queueSeries } from '../src/control-plane/console/charts.ts';
 import { startControlPlane } from '../src/control-plane/server.ts';
@@ -23,6 +24,10 @@ const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const TYPES = ['datasets_truncate_table', 'datasets_sample'];
 
 export async function benchConsole(): Promise<void> {
+  if (!existsSync(CHROMIUM)) {
+    process.stdout.write(`\nconsole: skipped (no Chromium at ${CHROMIUM}; set CHROMIUM_BIN)\n`);
+    return;
+  }
   const week = 7 * 86_400_000;
   const t0 = Date.now() - week;
   let clock = t0;
