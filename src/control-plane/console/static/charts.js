@@ -113,7 +113,8 @@ const fmtMs = (ms) =>
 const fmtNum = (n) => (n == null ? '—' : Number(n).toLocaleString('en-US', { maximumFractionDigits: 2 }));
 const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
 /** Axis labels: 1.2K, 3M. */
-const fmtCompact = (n) => (n == null ? '' : compact.format(n));
+const fmtCompact = (n) =>
+  n == null ? '' : Math.abs(n) < 1000 ? Number(n.toPrecision(3)).toLocaleString('en-US') : compact.format(n);
 
 // --- a job's attempts (Gantt) --------------------------------------------------------------------------
 
@@ -446,6 +447,7 @@ export function barChart(el, labels, values, o = {}) {
         ...AXIS,
         side: horizontal ? 0 : 3,
         size: horizontal ? 30 : 48,
+        space: horizontal ? 70 : 30,
         values: (_u, v) => v.map(axisFmt),
       },
     ],
