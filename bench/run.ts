@@ -3,6 +3,7 @@
  * bundled control plane, with BullMQ on Redis as the peer in the same run). Needs `redis-server`
  * (Debian: apt-get install redis-server) and Linux (/proc, taskset).
  */
+import { benchConsole } from './console.ts';
 import { benchControlPlane } from './control-plane.ts';
 import { benchDaemon } from './daemon.ts';
 import { benchInference } from './inference.ts';
@@ -20,5 +21,6 @@ if (want('daemon')) await benchDaemon();
 if (want('local')) await benchLocal();
 if (want('inference')) await benchInference();
 if (want('snowflake')) await benchSnowflake();
+if (want('console')) await benchConsole();
 if (want('sagemaker')) await benchSageMaker();
 if (only.has('soak')) await benchSoak(); // only when named: 30 minutes

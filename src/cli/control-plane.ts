@@ -130,6 +130,7 @@ export function registerControlPlaneCommand(program: Command): void {
         defaultMaxAttempts: cfg.DPO_CP_DEFAULT_MAX_ATTEMPTS,
         maxThrottledRetries: cfg.DPO_CP_MAX_THROTTLED_RETRIES,
         maxBodyBytes: cfg.DPO_CP_MAX_BODY_BYTES,
+        eventLogRetentionMs: cfg.DPO_CP_EVENT_LOG_RETENTION_DAYS * 86_400_000,
         logger: log,
       });
       if (tokens.generatedIn) {

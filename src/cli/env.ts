@@ -27,6 +27,8 @@ export const ControlPlaneEnv = z.object({
   /** Throttled failures (FailureReport.throttled) whose attempt is given back, per job. */
   DPO_CP_MAX_THROTTLED_RETRIES: envInt(0, 1000).default(20),
   DPO_CP_MAX_BODY_BYTES: envInt(1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Days the job event log (the console's timelines and charts) is kept; 0 keeps it forever. */
+  DPO_CP_EVENT_LOG_RETENTION_DAYS: envInt(0, 36_500).default(30),
   DPO_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

@@ -72,6 +72,8 @@ export interface ControlPlaneOptions {
   maxThrottledRetries?: number;
   /** Largest request body; default 10 MiB. */
   maxBodyBytes?: number;
+  /** Entries of the job event log older than this are pruned; default 30 days, 0 keeps them all. */
+  eventLogRetentionMs?: number;
   logger?: Logger;
   /** Test hook: the store's clock. */
   now?: () => number;
@@ -396,6 +398,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     leaseTtlMs,
     dataPlanes: options.operatorTokens.map((t) => t.data_plane_id),
     log,
+    ...(options.eventLogRetentionMs === undefined
+      ? {}
+      : { eventLogRetentionMs: options.eventLogRetentionMs }),
   });
 
   // --- dispatch ------------------------------------------------------------------------------------

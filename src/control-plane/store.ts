@@ -582,6 +582,23 @@ export class JobStore {
     ).all() as unknown as Array<{ executor: string; data_plane_id: string; n: number }>;
   }
 
+  /** A read-only query for the console's charts (console/charts.ts), prepared once per SQL text. */
+  consoleQuery(sql: string, ...params: SQLInputValue[]): Array<Record<string, unknown>> {
+    return this.cachedUpdate(sql).all(...params) as Array<Record<string, unknown>>;
+  }
+
+  /**
+   * Retention of the job event log: deletes up to `limit` of its oldest entries written before
+   * `beforeMs` (oldest by `seq`, which follows commit time), and returns how many went.
+   */
+  pruneEvents(beforeMs: number, limit: number): number {
+    return Number(
+      this.cachedUpdate(
+        `DELETE FROM job_event_log WHERE seq IN (SELECT seq FROM job_event_log ORDER BY seq LIMIT ?) AND at < ?`,
+      ).run(limit, beforeMs).changes,
+    );
+  }
+
   /** The store's clock (epoch ms). */
   clock(): number {
     return this.now();

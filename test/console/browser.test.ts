@@ -3,7 +3,7 @@
  * bundled control plane on 127.0.0.1, with a scripted operator speaking the contract over HTTP.
  * Screenshots go to test-artifacts/console/ (gitignored), kept as test artefacts.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -18,6 +18,7 @@ import {
   truncateResult,
   waitFor,
 } from '../helpers.ts';
+import { queueScenario, threeAttempts } from './scenarios.ts';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts/console';
@@ -78,6 +79,11 @@ async function signIn(page: Page, token = cp!.adminToken) {
   await page.fill('#token', token);
   await page.click('#sign-in');
 }
+
+// Code run inside the page (page.evaluate / $eval) sees the browser's globals.
+declare const document: any;
+declare const window: any;
+declare function getComputedStyle(el: unknown): any;
 
 /** Waits on a condition in the page (bounded; generous for a loaded 2-core CI machine). */
 const poll = <T>(fn: () => Promise<T>) => expect.poll(fn, { timeout: 8_000, interval: 50 });
@@ -143,10 +149,18 @@ describe('the console in Chromium', () => {
       TRUNCATE,
       '1',
       '1',
+      '', // the sparkline
       expect.stringMatching(/ ago$/),
       '—',
       'polling',
     ]);
+    // Held jobs against capacity over time, drawn by uPlot from the operator's samples.
+    await page.waitForSelector('#operators tr[data-executor="test-executor"] .spark canvas');
+    // The view refreshes every 3 s, and each listing samples: a second sample makes a line.
+    await poll(async () =>
+      Number(await page.getAttribute('#operators tr[data-executor="test-executor"] .spark', 'data-samples')),
+    ).toBeGreaterThanOrEqual(2);
+    await page.waitForSelector('#operators tr[data-executor="test-executor"] .spark canvas');
     await shot(page, 'operators');
   });
 
@@ -161,9 +175,16 @@ describe('the console in Chromium', () => {
     await signIn(page);
     await poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
 
-    await page.selectOption('#f-state', 'cancelled');
+    await page.check('#f-state input[value="cancelled"]');
     await poll(() => rowIds(page)).toEqual([d.id]);
-    await page.selectOption('#f-state', '');
+    expect(page.url()).toContain('state=cancelled');
+    await page.check('#f-state input[value="pending"]');
+    await poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
+    expect(page.url()).toContain('state=pending%2Ccancelled');
+    await page.uncheck('#f-state input[value="pending"]');
+    await poll(() => rowIds(page)).toEqual([d.id]);
+    await page.uncheck('#f-state input[value="cancelled"]');
+    await poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
     await page.selectOption('#f-type', 'datasets_sample');
     await poll(() => rowIds(page)).toEqual([b.id]);
     await page.selectOption('#f-type', '');
@@ -241,6 +262,7 @@ describe('the console in Chromium', () => {
     await signIn(page);
     await page.waitForSelector('#job-state [data-state="running"]');
     await page.click('#cancel'); // the dialog is accepted by the page's handler
+    await poll(() => page.textContent('.outcome')).toBe('Cancel: cancellation_requested');
     await waitFor(
       async () => (await c.user<Job>('GET', `/v1/jobs/${a.id}`)).body.state === 'pending_cancellation',
       { what: 'cancellation requested' },
@@ -252,6 +274,8 @@ describe('the console in Chromium', () => {
     expect(r.body.cancel).toEqual([a.id]);
     await c.op('POST', `/v1/jobs/${a.id}/cancelled`, { lease_token: job.lease!.token });
     await page.waitForSelector('#job-state [data-state="cancelled"]');
+    // The notice of the request goes once the job is cancelled.
+    await poll(() => page.$('.outcome')).toBeNull();
     expect((await c.user<Job>('GET', `/v1/jobs/${a.id}`)).body).toMatchObject({
       state: 'cancelled',
       cancellation_reason: 'cancelled from the console',
@@ -347,9 +371,11 @@ describe('the console in Chromium', () => {
       trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
     );
     expect(rows).toEqual([
-      ['US', '1234567'],
+      ['US', '1,234,567'],
       ['FR', '89'],
     ]);
+    const heads = await page.$$eval('#result-rows thead th', (ths) => ths.map((th) => th.textContent));
+    expect(heads).toEqual(['countrystring', 'eventsnumber']); // the name, then its type below it
     await shot(page, 'result-nql-forecast');
     await page.click(`#follow-ups a[href="#/jobs/${billing!.id}"]`);
     await page.waitForSelector('#result-billing');
@@ -366,6 +392,394 @@ describe('the console in Chromium', () => {
     expect(text).toContain('1,234,567');
     expect(text).toContain('2,000,000 rows, 1.5 MiB');
     expect(text).toContain('sampled (rate 0.0078125)');
+    await page.waitForSelector('#result-forecast .result-forecast-bars canvas'); // a bar per dataset
     await shot(page, 'result-forecast');
+  });
+
+  it("draws a job's attempts as a Gantt: three attempts, one lease lost, one cancelled, with markers and progress ticks", async () => {
+    logLines = [];
+    let clock = Date.now() - 120_000;
+    cp = await startTestControlPlane({ leaseTtlMs: 20_000, now: () => clock });
+    const job = await threeAttempts(cp, (ms) => {
+      clock += ms;
+    });
+    const page = await newPage(`#/jobs/${job.id}`);
+    await signIn(page);
+    await page.waitForSelector('#job-state [data-state="cancelled"]');
+    await page.waitForSelector('#gantt canvas');
+    expect(await page.getAttribute('#gantt', 'data-bars')).toBe('lost,failed,cancelled');
+    expect((await page.getAttribute('#gantt', 'data-marks'))!.split(',').sort()).toEqual([
+      'cancel_requested',
+      'cancelled',
+      'lost',
+    ]);
+    expect(await page.getAttribute('#gantt', 'data-ticks')).toBe('2');
+    expect(await page.$$eval('#gantt .gantt-holder', (els) => els.map((e) => e.textContent))).toEqual([
+      'op-alpha',
+      'op-bravo',
+      'op-charlie',
+    ]);
+    const legend = await page.textContent('#gantt .u-legend');
+    for (const label of [
+      '#1 lost',
+      '#2 failed',
+      '#3 cancelled',
+      'lease lost',
+      'cancel requested',
+      'cancel confirmed',
+      'progress',
+    ])
+      expect(legend).toContain(label);
+    // The table stays underneath.
+    const kinds = await page.$$eval('#timeline tr[data-kind]', (rows) =>
+      rows.map((r) => (r as any).dataset.kind),
+    );
+    expect(kinds.filter((k) => k === 'claimed')).toHaveLength(3);
+    await shot(page, 'job-gantt');
+  });
+
+  it('draws the queue over time after 500 jobs, and switches between the last hour, day and week', async () => {
+    logLines = [];
+    const s = await queueScenario();
+    cp = s.cp;
+    const page = await newPage('#/jobs');
+    const queueRequests: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/v1/console/queue') queueRequests.push(r.url());
+    });
+    await signIn(page);
+    await page.waitForSelector('#queue-charts[data-loaded] #queue-pickup canvas');
+    expect(await page.getAttribute('#queue-depth', 'data-series')).toBe(`datasets_sample,${TRUNCATE}`);
+    expect(Number(await page.getAttribute('#queue-rate', 'data-completed'))).toBe(s.expected.completed);
+    expect(Number(await page.getAttribute('#queue-rate', 'data-failed'))).toBe(s.expected.failed);
+    expect(await page.$$eval('#queue-charts .uplot', (els) => els.length)).toBe(3);
+    const legend = await page.textContent('#queue-depth .u-legend');
+    expect(legend).toContain(`${TRUNCATE} pending`);
+    expect(legend).toContain('datasets_sample running');
+    await shot(page, 'queue-500-jobs');
+
+    // A job event redraws it (once, throttled), with no timer polling in between.
+    const before = queueRequests.length;
+    await s.c.submit(TRUNCATE, { dataset_id: 99 });
+    await poll(async () => queueRequests.length).toBe(before + 1);
+
+    await page.click('#range-day');
+    await poll(() => page.getAttribute('#range-day', 'aria-pressed')).toBe('true');
+    expect(page.url()).toContain('range=day');
+    await page.waitForSelector('#queue-charts[data-loaded] #queue-pickup canvas');
+    expect(queueRequests.at(-1)).toContain('range=day');
+    await page.click('#range-week');
+    await poll(async () => queueRequests.at(-1)).toContain('range=week');
+    await page.waitForSelector('#queue-charts[data-loaded] #queue-pickup canvas');
+    await shot(page, 'queue-week');
+  });
+
+  it('shows in the filter controls a filter given in the URL', async () => {
+    const c = await setup();
+    const a = await c.submit(TRUNCATE, truncateInput(1), { company_id: 5 });
+    await c.user('POST', `/v1/jobs/${a.id}/cancel`, {});
+    await c.submit(TRUNCATE, truncateInput(2), { company_id: 5 });
+    const page = await newPage(`#/jobs?state=failed,cancelled&type=${TRUNCATE},datasets_sample&company_id=5`);
+    await signIn(page);
+    await poll(() => rowIds(page)).toEqual([a.id]);
+    const checked = await page.$$eval('#f-state input:checked', (els) => els.map((e) => (e as any).value));
+    expect(checked).toEqual(['cancelled', 'failed']);
+    expect(await page.$eval('#f-type', (el) => (el as any).value)).toBe(`${TRUNCATE},datasets_sample`);
+    expect(await page.$eval('#f-company_id', (el) => (el as any).value)).toBe('5');
+    await shot(page, 'filters-from-url');
+  });
+
+  it('lists each job with its failure, duration, elapsed time while running, and progress', async () => {
+    const c = await setup();
+    const done = await c.submit(TRUNCATE, truncateInput(1));
+    const bad = await c.submit(TRUNCATE, truncateInput(2), { max_attempts: 1 });
+    const busy = await c.submit(TRUNCATE, truncateInput(3));
+    const d = await c.claim(done.id);
+    await c.op('POST', `/v1/jobs/${done.id}/complete`, {
+      lease_token: d.lease!.token,
+      result: truncateResult,
+    });
+    const page = await newPage('#/jobs');
+    await signIn(page);
+    await page.waitForSelector(`#jobs tr[data-id="${busy.id}"]`);
+    const b = await c.claim(bad.id);
+    await c.op('POST', `/v1/jobs/${bad.id}/fail`, {
+      lease_token: b.lease!.token,
+      failure: {
+        code: 'INVALID_INPUT',
+        message: 'dataset 2 has no column named event_timestamp, which the statement needs to partition by',
+        retryable: false,
+      },
+    });
+    const row = (id: string, cell: string) => page.textContent(`#jobs tr[data-id="${id}"] ${cell}`);
+    await poll(() => row(bad.id, '.failure-cell')).toMatch(/^INVALID_INPUT dataset 2 has no column .*…$/);
+    expect(await page.getAttribute(`#jobs tr[data-id="${bad.id}"] .failure`, 'title')).toContain(
+      'which the statement needs to partition by',
+    );
+    expect(await row(done.id, '.duration')).toMatch(/^\d+ ms$|^\d+\.\d s$/);
+
+    const k = await c.claim(busy.id);
+    await c.op('POST', `/v1/jobs/${busy.id}/checkpoint`, {
+      lease_token: k.lease!.token,
+      progress: { fraction: 0.42, message: 'scanning' },
+    });
+    await poll(() => row(busy.id, '.progress')).toBe('42 %');
+    await page.waitForSelector(`#jobs tr[data-id="${busy.id}"] .duration.elapsed`);
+    // The elapsed time moves on with the clock.
+    const first = await row(busy.id, '.duration');
+    await poll(() => row(busy.id, '.duration')).not.toBe(first);
+    await shot(page, 'jobs-columns');
+    await c.op('POST', `/v1/jobs/${busy.id}/complete`, {
+      lease_token: k.lease!.token,
+      result: truncateResult,
+    });
+    await poll(() => page.$(`#jobs tr[data-id="${busy.id}"] .duration.elapsed`)).toBeNull();
+    expect(await row(busy.id, '.progress')).toBe('');
+  });
+
+  it('draws every result type from the examples: column statistics, a materialized view, DML, inference, training, a classifier, a delivery', async () => {
+    const c = await setup();
+    const example = (name: string) =>
+      JSON.parse(readFileSync(`examples/${name}.json`, 'utf8')) as { type: string; input: unknown };
+    const finish = async (type: string, input: unknown, result: unknown) => {
+      const job = await c.submit(type, input);
+      const claimed = await c.claim(job.id, type);
+      const r = await c.op('POST', `/v1/jobs/${job.id}/complete`, {
+        lease_token: claimed.lease!.token,
+        result,
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return job.id;
+    };
+    const stats = example('1-datasets_calculate_column_stats');
+    const statsId = await finish(stats.type, stats.input, {
+      type: 'datasets_calculate_column_stats',
+      columns: {
+        country: {
+          null_value_count: 1_204,
+          value_count: 2_000_000,
+          lower_bound: 'AD',
+          upper_bound: 'ZW',
+          approx_count_distinct: 187,
+          completeness: 0.9994,
+        },
+        amount: {
+          nan_value_count: 0,
+          null_value_count: 51_002,
+          value_count: 2_000_000,
+          lower_bound: 0.01,
+          upper_bound: 999.98,
+          mean: 187.4,
+          standard_deviation: 141.2,
+          completeness: 0.9745,
+          histogram: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => ({
+            lower: i * 100,
+            upper: (i + 1) * 100,
+            count: Math.round(400_000 * Math.exp(-i / 2.5)),
+          })),
+        },
+      },
+    });
+    const mv = example('1-materialize-view');
+    const mvId = await finish(mv.type, mv.input, {
+      dataset_id: 2000,
+      snapshot_id: '9007199254740993',
+      recalculation_id: '6f1c1a8e-2b55-4a8e-9f55-0d0c8d9f4b11',
+      nio_last_modified_at: '2026-12-04T10:00:00Z',
+      operation: 'append',
+      rows_written: 48_211,
+      rows_total: 1_048_211,
+    });
+    const dml = example('2-datasets_execute_dml');
+    const dmlId = await finish(dml.type, dml.input, { type: 'datasets_execute_dml', affected_rows: 31_337 });
+    const inferenceId = await finish(
+      'model_inference_run',
+      {
+        model: 'anthropic.claude-sonnet',
+        messages: [{ role: 'user', text: 'Classify this company by industry: Acme Rockets' }],
+        inference_config: { output_format_schema: { type: 'object' }, max_tokens: 256 },
+      },
+      {
+        type: 'model_inference_run',
+        structured_output: { industry: 'Aerospace', confidence: 0.91, tags: ['rockets', 'b2b'] },
+        usage: { prompt_tokens: 1_843, completion_tokens: 212, total_tokens: 2_055 },
+      },
+    );
+    const trainingId = await finish(
+      'model_training_run',
+      {
+        company_id: 56,
+        dataset_id: 424,
+        instance_type: 'ml.g5.2xlarge',
+        base_model_id: 'distilbert-base-uncased',
+        base_model_repository: 'huggingface',
+        trained_model_version: '1.0.0',
+        trained_model: { name: 'churn', collaborators: { owner_company_id: 56, viewer_company_ids: [] } },
+      },
+      {
+        type: 'model_training_run',
+        result: {
+          model_id: 'churn-1.0.0',
+          status: 'completed',
+          metrics: { accuracy: 0.93, f1: 0.88, loss: 0.21 },
+        },
+      },
+    );
+    const classifierId = await finish(
+      'models_train_classifier',
+      {
+        config: {
+          model_type: 'classification',
+          target_column: 'churned',
+          feature_columns: ['tenure', 'plan', 'country'],
+          training_table: 'company_56.dataset_424',
+          output_model_name: 'churn_classifier',
+        },
+      },
+      {
+        type: 'models_train_classifier',
+        result: {
+          model_name: 'churn_classifier',
+          accuracy: 0.87,
+          f1_score: 0.81,
+          feature_importance: { tenure: 0.52, plan: 0.31, country: 0.17 },
+        },
+      },
+    );
+    const deliveryId = await finish(
+      'models_deliver_model',
+      {
+        company_id: 56,
+        app_id: 3,
+        connection_id: 'hf-main',
+        profile_id: '0b6c1f52-34a4-4c1e-8d59-6c0a4c7a2f10',
+        model_id: 'churn-1.0.0',
+        model_name: 'churn',
+        model_version: '1.0.0',
+      },
+      {
+        type: 'models_deliver_model',
+        result: {
+          destination_url: 'https://huggingface.co/acme/churn',
+          status: 'completed',
+          model_files_uploaded: 7,
+          total_size_bytes: 268_435_456,
+        },
+      },
+    );
+
+    const page = await newPage(`#/jobs/${statsId}`);
+    await signIn(page);
+    await page.waitForSelector('#result-column-stats [data-column="amount"] .histogram canvas');
+    await page.waitForSelector('#result-column-stats [data-column="country"] .null-distinct canvas');
+    expect(await page.$('#result-column-stats [data-column="country"] .histogram')).toBeNull();
+    expect(await page.textContent('#result-column-stats [data-column="amount"]')).toContain('51,002');
+    await shot(page, 'result-column-stats');
+
+    const open = async (id: string, selector: string, name: string) => {
+      await page.goto(`${cp!.url}/console#/jobs/${id}`);
+      await page.waitForSelector(selector);
+      await shot(page, name);
+      return page.textContent(selector);
+    };
+    const mvText = await open(mvId, '#result-materialize', 'result-materialize-view');
+    expect(await page.textContent('#snapshot-id')).toBe('9007199254740993');
+    expect(await page.textContent('#rows-total')).toBe('1,048,211');
+    expect(mvText).toContain('48,211');
+    expect(await open(dmlId, '#result-dml', 'result-dml')).toContain('31,337');
+    const inference = await open(inferenceId, '#inference-usage canvas', 'result-inference');
+    void inference;
+    expect(await page.textContent('#result-inference')).toContain('Aerospace');
+    expect(await page.textContent('#inference-usage h4')).toBe('Usage: 2,055 tokens');
+    await open(trainingId, '#result-training .metrics canvas', 'result-training');
+    expect(await page.$$eval('#training-metrics tbody tr', (trs) => trs.map((t) => t.textContent))).toEqual([
+      'accuracy0.93',
+      'f10.88',
+      'loss0.21',
+    ]);
+    await open(classifierId, '#result-training .metrics canvas', 'result-classifier');
+    expect(await page.textContent('#result-training')).toContain('churn_classifier');
+    await open(deliveryId, '#delivery-link', 'result-delivery');
+    expect(await page.getAttribute('#delivery-link', 'href')).toBe('https://huggingface.co/acme/churn');
+    expect(await page.getAttribute('#delivery-link', 'rel')).toBe('noopener noreferrer');
+    expect(await page.textContent('#result-delivery')).toContain('256.0 MiB');
+    // The JSON tree stays under "the whole job".
+    expect(await page.textContent('#data-job summary')).toBe('the whole job');
+  });
+
+  it('keeps the page to the phone width: tables scroll inside their box, the header stays readable', async () => {
+    const c = await setup();
+    for (let i = 0; i < 3; i++) await c.submit(TRUNCATE, truncateInput(i + 1));
+    const context = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    context.setDefaultTimeout(8_000);
+    const page = await context.newPage();
+    pages.push(page);
+    await page.goto(`${cp!.url}/console`);
+    await signIn(page);
+    await page.waitForSelector('#jobs tr[data-id]');
+    // The queue chart starts folded on a phone (the list comes first), and fits when opened.
+    expect(await page.$eval('#queue', (el) => el.open)).toBe(false);
+    await page.click('#queue summary h3');
+    await page.waitForSelector('#queue-charts[data-loaded] #queue-pickup canvas');
+    const widest = await page.$$eval('#queue-charts .uplot', (els) =>
+      Math.max(...els.map((e) => e.getBoundingClientRect().right)),
+    );
+    expect(widest).toBeLessThanOrEqual(390);
+    const box = await page.$eval('#jobs-table', (t) => {
+      const scroller = t.parentElement!;
+      return {
+        overflow: getComputedStyle(scroller).overflowX,
+        inner: scroller.scrollWidth,
+        outer: scroller.clientWidth,
+        page: document.documentElement.scrollWidth,
+        viewport: window.innerWidth,
+      };
+    });
+    expect(box.overflow).toBe('auto');
+    expect(box.inner).toBeGreaterThan(box.outer); // the table is wider than its box: it scrolls there
+    expect(box.page).toBeLessThanOrEqual(box.viewport); // and the page does not
+    // Header cells stay on one line (no word broken per letter) and the nav fits the screen.
+    const heads = await page.$$eval('#jobs-table th', (ths) =>
+      ths.map((th) => ({ text: th.textContent, h: th.getBoundingClientRect().height })),
+    );
+    for (const th of heads) expect(th.h, th.text!).toBeLessThan(40);
+    const nav = await page.$eval('header', (el) => el.scrollWidth <= el.clientWidth);
+    expect(nav).toBe(true);
+    await shot(page, 'phone-jobs');
+    await page.goto(`${cp!.url}/console#/jobs/${(await c.submit(TRUNCATE, truncateInput(9))).id}`);
+    await page.waitForSelector('#timeline');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    await shot(page, 'phone-job');
+  });
+
+  it('reconnects after the server drops its event stream, and replays what it missed', async () => {
+    const c = await setup();
+    const page = await newPage('#/jobs');
+    const streams: Array<string | undefined> = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/v1/events') streams.push(r.headers()['last-event-id']);
+    });
+    await signIn(page);
+    await poll(() => page.textContent('#count')).toBe('0 jobs');
+    await page.waitForSelector('#live.on');
+    const a = await c.submit(TRUNCATE, truncateInput(1));
+    await poll(() => rowIds(page)).toEqual([a.id]);
+    expect(streams).toEqual([undefined]);
+
+    // The server drops every connection (the stream's included) and a job is submitted meanwhile.
+    cp!.server.closeAllConnections();
+    const b = await c.submit(TRUNCATE, truncateInput(2));
+    await page.waitForSelector('#live.off, #live.on');
+    await poll(async () => streams.length).toBe(2);
+    expect(Number(streams[1])).toBeGreaterThan(0); // it resumes from the last event it saw
+    await page.waitForSelector('#live.on');
+    await poll(() => rowIds(page)).toEqual([b.id, a.id]);
+    const d = await c.submit(TRUNCATE, truncateInput(3));
+    await poll(() => rowIds(page)).toEqual([d.id, b.id, a.id]);
+    await shot(page, 'reconnected');
   });
 });

@@ -52,5 +52,5 @@ it("prints the job's console link, without the token", async () => {
   // The link opens the page the console serves.
   const page = await fetch(`${cp.url}/console`);
   expect(page.status).toBe(200);
-  expect(await page.text()).toContain('<script src="/console/app.js"');
+  expect(await page.text()).toContain('<script type="module" src="/console/app.js"');
 });

@@ -23,6 +23,8 @@ export interface OperatorView {
   stale: boolean;
   /** When it becomes (or became) stale without another poll. */
   stale_at: string;
+  /** Jobs held and capacity over the last {@link HISTORY_SAMPLES} samples (epoch ms), oldest first. */
+  history: { t: number[]; held: number[]; capacity: number[] };
 }
 
 export interface OperatorsResponse {
@@ -39,7 +41,13 @@ interface Seen {
   firstSeenAt: number;
   waitMs: number;
   version: string | null;
+  history: { t: number[]; held: number[]; capacity: number[] };
 }
+
+/** A sample of each operator's held jobs and capacity is taken this often (and at each listing). */
+export const SAMPLE_MS = 10_000;
+/** Samples kept per operator: 15 minutes at one per {@link SAMPLE_MS}. */
+export const HISTORY_SAMPLES = 90;
 
 /** Operators are kept in memory; past this many the longest-quiet ones are forgotten. */
 export const MAX_OPERATORS = 10_000;
@@ -83,6 +91,7 @@ export class OperatorTracker {
       firstSeenAt: prev?.firstSeenAt ?? now,
       waitMs: poll.wait_ms ?? 0,
       version: ua.success ? ua.data : (prev?.version ?? null),
+      history: prev?.history ?? { t: [], held: [], capacity: [] },
     });
     if (this.seen.size > MAX_OPERATORS) {
       const oldest = this.seen.keys().next().value;
@@ -90,7 +99,34 @@ export class OperatorTracker {
     }
   }
 
+  /**
+   * Records each operator's held jobs and capacity now (a sample less than a second after the last
+   * one replaces it); operators stale for longer than the history is long are not sampled.
+   */
+  sample(held: ReadonlyArray<{ executor: string; data_plane_id: string; n: number }>): void {
+    const now = this.now();
+    const heldBy = new Map(held.map((h) => [`${h.data_plane_id}\u0000${h.executor}`, h.n]));
+    for (const [key, s] of this.seen) {
+      if (now - s.lastPollAt > SAMPLE_MS * HISTORY_SAMPLES) continue;
+      const h = s.history;
+      if (h.t.length > 0 && now - (h.t.at(-1) ?? 0) < 1_000) {
+        h.t.pop();
+        h.held.pop();
+        h.capacity.pop();
+      }
+      h.t.push(now);
+      h.held.push(heldBy.get(key) ?? 0);
+      h.capacity.push(s.capacity);
+      if (h.t.length > HISTORY_SAMPLES) {
+        h.t.shift();
+        h.held.shift();
+        h.capacity.shift();
+      }
+    }
+  }
+
   list(held: ReadonlyArray<{ executor: string; data_plane_id: string; n: number }>): OperatorsResponse {
+    this.sample(held);
     const now = this.now();
     const heldBy = new Map(held.map((h) => [`${h.data_plane_id}\u0000${h.executor}`, h.n]));
     const operators = [...this.seen.entries()].reverse().map(([key, s]): OperatorView => {
@@ -106,6 +142,7 @@ export class OperatorTracker {
         version: s.version,
         stale: now > staleAt,
         stale_at: new Date(staleAt).toISOString(),
+        history: { t: [...s.history.t], held: [...s.history.held], capacity: [...s.history.capacity] },
       };
     });
     operators.sort(

@@ -10,9 +10,12 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { JOB_TYPES } from '../../catalogue/index.ts';
+import { JOB_STATES, TERMINAL_STATES } from '../../contract/index.ts';
 import { type JobEvent, type JobStore, StoreError } from '../store.ts';
+import { QueueRange, queueSeries, RANGES } from './charts.ts';
 import { createQueueMetrics } from './metrics.ts';
-import { type OperatorsResponse, OperatorTracker } from './operators.ts';
+import { type OperatorsResponse, OperatorTracker, SAMPLE_MS } from './operators.ts';
 import { lastEventId, openSse, type SseStream } from './sse.ts';
 
 /** The part of a request the console's handlers read (the server's own context has more). */
@@ -27,14 +30,20 @@ export interface ConsoleDeps {
   store: JobStore;
   /** Registers a route on the admin side of the API (the server authenticates it). */
   onAdmin(method: 'GET', path: string, handler: (ctx: ConsoleCtx) => unknown): void;
-  /** Registers a route without authentication (static files, metrics). */
-  onPublic(method: 'GET', path: string, handler: (req: IncomingMessage, res: ServerResponse) => void): void;
+  /** Registers a route without authentication (static files, metrics, the redirect at `/`). */
+  onPublic(
+    method: 'GET' | 'HEAD',
+    path: string,
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+  ): void;
   leaseTtlMs: number;
   /** The data planes with operator tokens: the metrics' `data_plane_id` label values. */
   dataPlanes: readonly string[];
   log: Logger;
   /** Test hook: how far behind a reconnecting client may be (default {@link MAX_REPLAY_EVENTS}). */
   maxReplayEvents?: number;
+  /** Entries of the job event log older than this are deleted (default 30 days; 0 keeps them all). */
+  eventLogRetentionMs?: number;
 }
 
 export interface MountedConsole {
@@ -60,13 +69,32 @@ const REPLAY_PAGE = 1_000;
 /** Entries of a job's timeline returned at most (progress events can be many). */
 export const MAX_TIMELINE_EVENTS = 5_000;
 
+/** Default retention of the job event log (`DPO_CP_EVENT_LOG_RETENTION_DAYS`). */
+export const DEFAULT_EVENT_LOG_RETENTION_MS = 30 * 86_400_000;
+/** The retention sweep runs this often (and once at start), deleting at most a chunk per turn. */
+export const PRUNE_EVERY_MS = 10 * 60_000;
+const PRUNE_CHUNK = 5_000;
+
+/** How long a queue-chart answer is shared, per range. */
+export const QUEUE_CACHE_MS = { hour: 5_000, day: 30_000, week: 120_000 } as const;
+
 const JobIdParam = z.uuid();
 const EventsQuery = z.object({ job_id: z.uuid().optional() });
+const QueueQuery = z.object({ range: QueueRange.default('hour') });
 
-const STATIC: Record<string, { file: string; type: string }> = {
+const JS = 'text/javascript; charset=utf-8';
+const CSS = 'text/css; charset=utf-8';
+/** Every file of the page (the pinned uPlot build included: static/vendor/VERSION). */
+export const STATIC: Record<string, { file: string; type: string }> = {
   '/console': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/console/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/console/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
+  '/console/app.js': { file: 'app.js', type: JS },
+  '/console/charts.js': { file: 'charts.js', type: JS },
+  '/console/results.js': { file: 'results.js', type: JS },
+  '/console/dom.js': { file: 'dom.js', type: JS },
+  '/console/app.css': { file: 'app.css', type: CSS },
+  '/console/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
+  '/console/vendor/uPlot.iife.min.js': { file: 'vendor/uPlot.iife.min.js', type: JS },
+  '/console/vendor/uPlot.min.css': { file: 'vendor/uPlot.min.css', type: CSS },
 };
 const STATIC_DIR = new URL('./static/', import.meta.url);
 
@@ -124,7 +152,7 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
     return files.get(file) ?? null;
   };
   for (const [path, { file, type }] of Object.entries(STATIC)) {
-    deps.onPublic('GET', path, (_req, res) => {
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
       const body = load(file);
       if (body === null) {
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
@@ -142,8 +170,21 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
         'referrer-policy': 'no-referrer',
         'x-content-type-options': 'nosniff',
       });
-      res.end(body);
-    });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    deps.onPublic('GET', path, serve);
+    deps.onPublic('HEAD', path, serve);
+  }
+  // The root answers with the console, as Temporal's and Prefect's servers do; browsers ask for
+  // /favicon.ico before they read the page's <link rel=icon>.
+  const redirect = (location: string) => (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    res.writeHead(302, { location, 'content-length': 0 });
+    res.end();
+  };
+  for (const method of ['GET', 'HEAD'] as const) {
+    deps.onPublic(method, '/', redirect('/console'));
+    deps.onPublic(method, '/favicon.ico', redirect('/console/favicon.svg'));
   }
 
   // --- metrics -------------------------------------------------------------------------------------
@@ -169,6 +210,32 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
   };
 
   deps.onAdmin('GET', '/v1/operators', () => operatorsNow());
+
+  /** What the page's filters offer: the contract's states and the catalogue's types. */
+  deps.onAdmin('GET', '/v1/console/meta', () => ({
+    states: JOB_STATES,
+    terminal_states: [...TERMINAL_STATES],
+    job_types: JOB_TYPES,
+    queue_ranges: Object.keys(RANGES),
+  }));
+
+  /**
+   * The queue over the last hour, day or week (charts.ts). The SQL runs on the control plane's only
+   * thread (a week over 50,000 jobs: a few hundred ms), so an answer is shared by every page for a
+   * while: 5 s for the hour, 30 s for the day, 2 min for the week.
+   */
+  const queueCache = new Map<string, { at: number; series: ReturnType<typeof queueSeries> }>();
+  deps.onAdmin('GET', '/v1/console/queue', (ctx) => {
+    const q = QueueQuery.safeParse(Object.fromEntries(ctx.query));
+    if (!q.success) throw badRequest('query', q.error);
+    const range = q.data.range;
+    const now = Date.now();
+    const hit = queueCache.get(range);
+    if (hit && now - hit.at < QUEUE_CACHE_MS[range]) return hit.series;
+    const series = queueSeries(store, range);
+    queueCache.set(range, { at: now, series });
+    return series;
+  });
 
   deps.onAdmin('GET', '/v1/jobs/:id/events', (ctx) => {
     const id = jobIdOf(ctx);
@@ -228,10 +295,49 @@ export function mountConsole(deps: ConsoleDeps): MountedConsole {
 
   const operatorsNow = () => operators.list(store.heldByOperator());
 
+  // --- background: operators' history, event log retention ----------------------------------------
+  const sampler = setInterval(() => {
+    try {
+      operators.sample(store.heldByOperator());
+    } catch (err) {
+      log.error({ err }, 'operator sample failed');
+    }
+  }, SAMPLE_MS);
+  sampler.unref();
+
+  const retentionMs = deps.eventLogRetentionMs ?? DEFAULT_EVENT_LOG_RETENTION_MS;
+  let pruneTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  /** Deletes old entries a chunk per turn of the event loop, so requests are served in between. */
+  const prune = () => {
+    let total = 0;
+    const step = () => {
+      if (closed) return;
+      try {
+        const n = store.pruneEvents(store.clock() - retentionMs, PRUNE_CHUNK);
+        total += n;
+        if (n === PRUNE_CHUNK) {
+          setImmediate(step);
+          return;
+        }
+        if (total > 0) log.info({ pruned: total, retention_ms: retentionMs }, 'job event log pruned');
+      } catch (err) {
+        log.error({ err }, 'job event log pruning failed');
+      }
+      pruneTimer = setTimeout(prune, PRUNE_EVERY_MS);
+      pruneTimer.unref();
+    };
+    step();
+  };
+  if (retentionMs > 0) prune();
+
   return {
     operatorPolled: (poll, req) => operators.polled(poll, req),
     operators: operatorsNow,
     close() {
+      closed = true;
+      clearInterval(sampler);
+      clearTimeout(pruneTimer);
       for (const s of [...eventStreams.keys(), ...logStreams.keys()]) s.end();
     },
   };

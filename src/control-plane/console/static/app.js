@@ -1,56 +1,50 @@
-// The control plane's web console: plain JS, no framework, no build step (see docs/console.md).
+// The control plane's web console: plain JS modules, no framework, no build step (docs/console.md).
 // Routes live in the URL's hash: #/jobs?…filters, #/jobs/<id>, #/operators.
 // The admin token is kept in sessionStorage and sent only in the Authorization header, never in a URL:
 // the live streams are read with fetch and a stream reader because EventSource cannot send headers.
+// Charts are drawn by uPlot (vendor/, pinned) through charts.js; results by results.js.
+
+import { ganttChart, queueCharts, sparkline, sweepCharts, uPlotReady } from './charts.js';
+import {
+  $,
+  ago,
+  badge,
+  cut,
+  fmtDuration,
+  fmtShortTime,
+  fmtTime,
+  h,
+  jobLink,
+  jsonTree,
+  kvTable,
+  scroller,
+} from './dom.js';
+import { readableResult } from './results.js';
 
 const TOKEN_KEY = 'dpo.console.token';
-const STATES = ['pending', 'running', 'pending_cancellation', 'completed', 'failed', 'cancelled'];
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const TYPES = [
-  'forecast',
-  'forecast-internal',
-  'costs',
-  'nql-forecast',
-  'materialize-view',
-  'materialized_views_collect_access_rules_billing_data',
-  'datasets_create_table',
-  'datasets_delete_table',
-  'datasets_truncate_table',
-  'datasets_sample',
-  'datasets_calculate_column_stats',
-  'datasets_execute_dml',
-  'model_inference_run',
-  'model_training_run',
-  'models_train_classifier',
-  'models_deliver_model',
-];
 const PER_PAGE = 50;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How often at most the queue chart is fetched again while job events arrive. */
+const QUEUE_REFRESH_MS = 5000;
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 /** Aborts the current view's requests and streams when the view changes. */
 let viewAbort = new AbortController();
+/** The control plane's states and types (GET /v1/console/meta), read once per sign-in. */
+let meta = null;
 
-// --- small DOM helpers ---------------------------------------------------------------------------
-
-/** Builds an element: attributes (`on…` are listeners), then children (strings become text). */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c !== undefined && c !== null && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-const $ = (sel) => document.querySelector(sel);
 const view = () => $('#view');
-const badge = (state) => h('span', { class: `badge s-${state}`, 'data-state': state }, state);
-const jobLink = (id, text) => h('a', { href: `#/jobs/${id}`, class: 'mono' }, text || id);
+
+/** The filters' states and types come from the control plane, read once per sign-in. */
+let metaLoading = null;
+async function loadMeta() {
+  if (meta !== null) return meta;
+  metaLoading ??= api('/v1/console/meta', { signal: undefined }).finally(() => {
+    metaLoading = null;
+  });
+  meta = await metaLoading;
+  return meta;
+}
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -59,59 +53,6 @@ const sleep = (ms, signal) =>
       resolve();
     });
   });
-
-// --- formatting ---------------------------------------------------------------------------------------
-
-const fmtInt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '—');
-/** Micro-cents of a US dollar (1 $ = 10^8 micro-cents) as currency. */
-const fmtMicroCents = (mc) =>
-  typeof mc === 'number'
-    ? new Intl.NumberFormat('en-US', {
-        style: 'currency',
-        currency: 'USD',
-        minimumFractionDigits: 2,
-        maximumFractionDigits: mc % 1e6 === 0 ? 2 : 8,
-      }).format(mc / 1e8)
-    : '—';
-function fmtBytes(n) {
-  if (typeof n !== 'number') return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-function fmtDuration(ms) {
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-const ago = (iso) => `${fmtDuration(Date.now() - Date.parse(iso))} ago`;
-
-/** JSON as a tree whose objects and arrays fold open and shut. */
-function jsonTree(value, key, depth = 0) {
-  const label = key === undefined ? [] : [h('span', { class: 'k' }, key), ': '];
-  if (value === null || typeof value !== 'object') {
-    const cls = value === null ? 'z' : typeof value === 'string' ? 's' : 'n';
-    return h('div', { class: 'json' }, ...label, h('span', { class: cls }, JSON.stringify(value)));
-  }
-  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
-  const shape = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
-  return h(
-    'details',
-    { class: 'json', open: depth < 2 && entries.length <= 50 },
-    h('summary', {}, ...label, h('span', { class: 'z' }, shape)),
-    entries.map(([k, v]) => jsonTree(v, k, depth + 1)),
-  );
-}
 
 // --- the API ----------------------------------------------------------------------------------------------
 
@@ -240,14 +181,10 @@ function showLogin(message) {
 
 // --- the jobs list ---------------------------------------------------------------------------------------------
 
+const FILTER_KEYS = ['state', 'type', 'data_plane_id', 'company_id', 'cursor'];
+
 function listFilters(params) {
-  return {
-    state: params.get('state') || '',
-    type: params.get('type') || '',
-    data_plane_id: params.get('data_plane_id') || '',
-    company_id: params.get('company_id') || '',
-    cursor: params.get('cursor') || '',
-  };
+  return Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || '']));
 }
 
 function matches(f, e) {
@@ -259,33 +196,164 @@ function matches(f, e) {
   );
 }
 
-function jobRow(j) {
+/** The last failure of a job as `CODE: message`, the message cut short (the whole text on hover). */
+function failureCell(failure) {
+  if (!failure?.code) return '';
+  const text = `${failure.code}: ${failure.message || ''}`;
   return h(
+    'span',
+    { class: 'failure', title: text },
+    h('b', {}, failure.code),
+    ` ${cut(failure.message || '', 48)}`,
+  );
+}
+
+/** Duration of an ended job, elapsed time of a running one (ticking), waiting time of a pending one. */
+function durationText(row) {
+  const { started, ended, created } = row.dataset;
+  if (ended) return fmtDuration(Date.parse(ended) - Date.parse(started || created));
+  if (started) return fmtDuration(Date.now() - Date.parse(started));
+  return '';
+}
+
+function progressText(fraction) {
+  return typeof fraction === 'number' ? `${Math.round(fraction * 100)} %` : '';
+}
+
+function jobRow(j) {
+  const tr = h(
     'tr',
-    { 'data-id': j.id, 'data-updated': j.updated_at },
+    {
+      'data-id': j.id,
+      'data-updated': j.updated_at,
+      'data-created': j.created_at,
+      'data-started': j.started_at || undefined,
+      'data-ended': j.ended_at || undefined,
+    },
     h('td', {}, jobLink(j.id, j.id.slice(0, 8))),
     h('td', {}, j.type),
     h('td', { class: 'state' }, badge(j.state)),
-    h('td', { class: 'num' }, j.company_id),
-    h('td', {}, j.data_plane_id || h('span', { class: 'muted' }, 'any')),
+    h('td', { class: 'num progress' }, j.ended_at ? '' : progressText(j.progress?.fraction)),
+    h('td', { class: 'num duration' }),
+    h('td', { class: 'failure-cell' }, failureCell(j.failures.at(-1))),
     h('td', { class: 'executor' }, j.executor || ''),
     h('td', { class: 'num attempt' }, `${j.attempt}/${j.max_attempts}`),
-    h('td', {}, fmtTime(j.created_at)),
-    h('td', { class: 'updated' }, fmtTime(j.updated_at)),
+    h('td', { class: 'num' }, j.company_id),
+    h('td', {}, j.data_plane_id || h('span', { class: 'muted' }, 'any')),
+    h('td', { title: j.created_at }, fmtShortTime(j.created_at)),
   );
+  tickRow(tr);
+  return tr;
+}
+
+function tickRow(tr) {
+  const cell = tr.querySelector('.duration');
+  cell.textContent = durationText(tr);
+  cell.classList.toggle('elapsed', !tr.dataset.ended && !!tr.dataset.started);
+}
+
+/** The queue over time: hour, day or week, fetched again (at most every few seconds) as jobs change. */
+function queuePanel(range, signal) {
+  const charts = h('div', { class: 'charts', id: 'queue-charts' });
+  const ranges = meta?.queue_ranges || ['hour', 'day', 'week'];
+  const buttons = h(
+    'div',
+    { class: 'ranges', role: 'group', 'aria-label': 'range' },
+    ranges.map((r) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          id: `range-${r}`,
+          class: r === range ? 'on' : '',
+          'aria-pressed': r === range ? 'true' : 'false',
+          onclick: () => {
+            const p = new URLSearchParams(location.hash.split('?')[1] || '');
+            p.set('range', r);
+            location.hash = `#/jobs?${p}`;
+          },
+        },
+        `last ${r}`,
+      ),
+    ),
+  );
+  // Open on a wide screen; on a phone it starts folded, so the list comes first.
+  const panel = h(
+    'details',
+    { class: 'panel', id: 'queue', open: matchMedia('(min-width: 641px)').matches },
+    h('summary', { class: 'panel-head' }, h('h3', {}, 'The queue over time'), buttons),
+    charts,
+  );
+  let last = 0;
+  let timer = null;
+  let folded = false;
+  // Charts take their box's width when drawn: a folded panel draws when it is opened.
+  panel.addEventListener('toggle', () => {
+    if (panel.open && folded) void load();
+  });
+  const load = async () => {
+    folded = !panel.open;
+    if (folded) return;
+    last = Date.now();
+    try {
+      const [q] = await Promise.all([api(`/v1/console/queue?range=${range}`, { signal }), uPlotReady()]);
+      if (signal.aborted) return;
+      queueCharts(charts, q);
+      charts.dataset.loaded = String(Number(charts.dataset.loaded || 0) + 1);
+      performance.mark('dpo:queue-drawn');
+    } catch (err) {
+      if (!(err instanceof Refused) && !signal.aborted)
+        charts.replaceChildren(h('p', { class: 'error' }, String(err.message || err)));
+    }
+  };
+  const changed = () => {
+    if (timer) return;
+    timer = setTimeout(
+      () => {
+        timer = null;
+        void load();
+      },
+      Math.max(0, QUEUE_REFRESH_MS - (Date.now() - last)),
+    );
+  };
+  signal.addEventListener('abort', () => clearTimeout(timer));
+  return { panel, load, changed };
 }
 
 async function showJobs(params) {
   const f = listFilters(params);
+  const range = ['hour', 'day', 'week'].includes(params.get('range')) ? params.get('range') : 'hour';
   const signal = viewAbort.signal;
+  // The page of jobs is asked for first: the queue chart's SQL (up to a few hundred ms over a week of
+  // a busy queue) is asked for only once the list is drawn, so it never holds the list back.
+  const q = new URLSearchParams({ per_page: String(PER_PAGE) });
+  for (const k of FILTER_KEYS) if (f[k]) q.set(k, f[k]);
+  const listed = api(`/v1/jobs?${q}`);
+  listed.catch(() => {}); // awaited below, after the view is built
+  await loadMeta();
   const field = (label, control) => h('label', {}, label, control);
-  const select = (name, values) =>
-    h(
-      'select',
-      { name, id: `f-${name}` },
-      h('option', { value: '' }, 'any'),
-      values.map((v) => h('option', { value: v, selected: f[name] === v }, v)),
-    );
+  const chosenStates = new Set(f.state ? f.state.split(',') : []);
+  const states = h(
+    'fieldset',
+    { class: 'chips', id: 'f-state' },
+    h('legend', {}, 'State'),
+    meta.states.map((s) =>
+      h(
+        'label',
+        { class: `chip s-${s}` },
+        h('input', { type: 'checkbox', name: 'state', value: s, checked: chosenStates.has(s) }),
+        s,
+      ),
+    ),
+  );
+  const chosenTypes = f.type ? f.type.split(',') : [];
+  const types = h(
+    'select',
+    { name: 'type', id: 'f-type' },
+    h('option', { value: '' }, 'any'),
+    chosenTypes.length > 1 ? h('option', { value: f.type, selected: true }, chosenTypes.join(' or ')) : '',
+    meta.job_types.map((v) => h('option', { value: v, selected: f.type === v }, v)),
+  );
   const input = (name, extra) => h('input', { name, id: `f-${name}`, value: f[name], ...extra });
   const search = h('input', { id: 'f-id', placeholder: 'job id', size: 38 });
   const error = h('p', { class: 'error', id: 'list-error' });
@@ -303,54 +371,94 @@ async function showJobs(params) {
           return;
         }
         const q = new URLSearchParams();
-        for (const el of form.elements) if (el.name && el.value) q.set(el.name, el.value);
+        const picked = [...form.querySelectorAll('input[name="state"]:checked')].map((el) => el.value);
+        if (picked.length) q.set('state', picked.join(','));
+        for (const el of form.elements)
+          if (el.name && el.name !== 'state' && el.value) q.set(el.name, el.value);
+        if (range !== 'hour') q.set('range', range);
         location.hash = `#/jobs?${q}`;
       },
       onchange: (ev) => {
         if (ev.target !== search) form.requestSubmit();
       },
     },
-    field('State', select('state', STATES)),
-    field('Type', select('type', TYPES)),
+    states,
+    field('Type', types),
     field('Data plane', input('data_plane_id', { size: 14 })),
     field('Company', input('company_id', { size: 8, inputmode: 'numeric' })),
     field('Find by id', search),
     h('button', { type: 'submit' }, 'Apply'),
   );
   const tbody = h('tbody', { id: 'jobs' });
-  const table = h(
-    'table',
-    {},
+  const heads = [
+    'Job',
+    'Type',
+    'State',
+    ['Progress', 'num'],
+    ['Duration', 'num'],
+    'Failure',
+    'Operator',
+    ['Attempt', 'num'],
+    ['Company', 'num'],
+    'Data plane',
+    'Created',
+  ];
+  const list = scroller(
     h(
-      'thead',
-      {},
+      'table',
+      { id: 'jobs-table' },
       h(
-        'tr',
+        'thead',
         {},
-        ['Job', 'Type', 'State', 'Company', 'Data plane', 'Operator', 'Attempt', 'Created', 'Updated'].map(
-          (c) => h('th', {}, c),
+        h(
+          'tr',
+          {},
+          heads.map((c) => (Array.isArray(c) ? h('th', { class: c[1] }, c[0]) : h('th', {}, c))),
         ),
       ),
+      tbody,
     ),
-    tbody,
   );
   const pager = h('div', { class: 'pager' });
-  view().replaceChildren(h('h2', {}, 'Jobs'), form, error, table, pager);
+  const queue = queuePanel(range, signal);
+  view().replaceChildren(h('h2', {}, 'Jobs'), queue.panel, form, error, list, pager);
+
+  // Running jobs' elapsed time moves on with the clock (no request: the start time is on the row).
+  const ticker = setInterval(() => {
+    for (const tr of tbody.querySelectorAll('tr[data-started]:not([data-ended])')) tickRow(tr);
+  }, 1000);
+  signal.addEventListener('abort', () => clearInterval(ticker));
 
   // Events that arrive before the page is drawn wait for it; each is applied only if it is not older
   // than what the row shows (the list may already include it).
   let loaded = false;
   const early = [];
   const apply = (e) => {
+    queue.changed();
     const row = tbody.querySelector(`tr[data-id="${e.job_id}"]`);
     if (row) {
       if (e.at < row.dataset.updated) return;
       row.dataset.updated = e.at;
       row.querySelector('.state').replaceChildren(badge(e.state));
       row.querySelector('.executor').textContent = e.executor || '';
-      row.querySelector('.updated').textContent = fmtTime(e.at);
       const [, max] = row.querySelector('.attempt').textContent.split('/');
       row.querySelector('.attempt').textContent = `${e.attempt}/${max}`;
+      if (e.kind === 'claimed' || e.kind === 'claimed_for_cancel') {
+        row.dataset.started ||= e.at;
+        row.querySelector('.progress').textContent = '';
+      }
+      if (e.kind === 'rescheduled') {
+        delete row.dataset.started;
+        delete row.dataset.ended;
+      }
+      if (e.kind === 'progress') row.querySelector('.progress').textContent = progressText(e.data?.fraction);
+      const failure = e.kind === 'failed' || e.kind === 'failure' ? e.data : e.data?.failure;
+      if (failure?.code) row.querySelector('.failure-cell').replaceChildren(failureCell(failure));
+      if (meta.terminal_states.includes(e.state)) {
+        row.dataset.ended = e.at;
+        row.querySelector('.progress').textContent = '';
+      }
+      tickRow(row);
     } else if (e.kind === 'created' && !f.cursor && matches(f, e)) {
       // Only the first page shows new jobs; the full job carries what the event does not.
       api(`/v1/jobs/${e.job_id}`, { signal })
@@ -373,10 +481,8 @@ async function showJobs(params) {
     signal,
   );
 
-  const q = new URLSearchParams({ per_page: String(PER_PAGE) });
-  for (const k of ['state', 'type', 'data_plane_id', 'company_id', 'cursor']) if (f[k]) q.set(k, f[k]);
   try {
-    const page = await api(`/v1/jobs?${q}`);
+    const page = await listed;
     tbody.replaceChildren(...page.jobs.map(jobRow));
     loaded = true;
     for (const e of early.splice(0)) apply(e);
@@ -391,9 +497,11 @@ async function showJobs(params) {
       ),
       page.next_cursor ? h('a', { href: `#/jobs?${next}`, id: 'next-page' }, 'Older »') : '',
     );
+    performance.mark('dpo:jobs-drawn');
   } catch (err) {
     if (!(err instanceof Refused) && !signal.aborted) error.textContent = String(err.message || err);
   }
+  void queue.load();
 }
 
 function withoutCursor(params) {
@@ -401,7 +509,6 @@ function withoutCursor(params) {
   p.delete('cursor');
   return p;
 }
-
 // --- a job ----------------------------------------------------------------------------------------------------------
 
 const KIND_LABELS = {
@@ -458,19 +565,21 @@ function timeline(events, job) {
   return h(
     'div',
     {},
-    h(
-      'table',
-      { id: 'timeline' },
+    scroller(
       h(
-        'thead',
-        {},
+        'table',
+        { id: 'timeline' },
         h(
-          'tr',
+          'thead',
           {},
-          ['Time', 'After', 'Event', 'State', 'Attempt', 'Detail'].map((c) => h('th', {}, c)),
+          h(
+            'tr',
+            {},
+            ['Time', 'After', 'Event', 'State', 'Attempt', 'Detail'].map((c) => h('th', {}, c)),
+          ),
         ),
+        h('tbody', {}, rows),
       ),
-      h('tbody', {}, rows),
     ),
     h(
       'p',
@@ -480,187 +589,6 @@ function timeline(events, job) {
       '.',
     ),
   );
-}
-
-function kvTable(rows) {
-  return h(
-    'dl',
-    { class: 'kv' },
-    rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
-  );
-}
-
-function sourcesTable(sources) {
-  return h(
-    'table',
-    {},
-    h(
-      'thead',
-      {},
-      h(
-        'tr',
-        {},
-        h('th', {}, 'Dataset'),
-        h('th', { class: 'num' }, 'Rows'),
-        h('th', { class: 'num' }, 'Size'),
-      ),
-    ),
-    h(
-      'tbody',
-      {},
-      (sources || []).map((s) =>
-        h(
-          'tr',
-          {},
-          h('td', {}, s.source?.dataset_id ?? ''),
-          h('td', { class: 'num' }, fmtInt(s.rows)),
-          h('td', { class: 'num' }, fmtBytes(s.size)),
-        ),
-      ),
-    ),
-  );
-}
-
-/** The result the way people read it, for the types that have a shape worth drawing. */
-function readableResult(job) {
-  const r = job.result;
-  if (!r || typeof r !== 'object') return null;
-  if (r.type === 'failure' || r.type === 'Failure')
-    return h('p', { class: 'error' }, `Estimate failed: ${r.msg}`);
-  if (job.type === 'nql-forecast' && r.type === 'Success') {
-    const { columns, rows } = r.result;
-    return h(
-      'div',
-      {},
-      h(
-        'table',
-        { id: 'result-rows' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            columns.map((c) => h('th', {}, c)),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          rows.slice(0, 500).map((row) =>
-            h(
-              'tr',
-              {},
-              row.map((v) =>
-                h(
-                  'td',
-                  { class: typeof v === 'number' ? 'num' : '' },
-                  typeof v === 'object' ? JSON.stringify(v) : v,
-                ),
-              ),
-            ),
-          ),
-        ),
-      ),
-      h(
-        'p',
-        { class: 'muted' },
-        `${fmtInt(rows.length)} row${rows.length === 1 ? '' : 's'}${rows.length > 500 ? ' (first 500 shown)' : ''}`,
-      ),
-    );
-  }
-  if ((job.type === 'forecast' || job.type === 'forecast-internal') && r.type === 'success') {
-    return h(
-      'div',
-      { id: 'result-forecast' },
-      kvTable([
-        ['Rows', fmtInt(r.rows)],
-        ['Cost', h('span', { title: `${r.cost} micro-cents` }, fmtMicroCents(r.cost))],
-        ['Estimator', r.estimator.type === 'sample' ? `sampled (rate ${r.estimator.rate})` : 'exact'],
-        ['Scanned', `${fmtInt(r.scan_cost.rows)} rows, ${fmtBytes(r.scan_cost.size)}`],
-      ]),
-      h(
-        'table',
-        {},
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            h('th', {}, 'Dataset'),
-            h('th', { class: 'num' }, 'Rows'),
-            h('th', { class: 'num' }, 'Cost'),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          r.datasets.map((d) =>
-            h(
-              'tr',
-              {},
-              h('td', {}, d.dataset_id),
-              h('td', { class: 'num' }, fmtInt(d.rows)),
-              h('td', { class: 'num' }, fmtMicroCents(d.cost)),
-            ),
-          ),
-        ),
-      ),
-      h('h3', {}, 'Scanned sources'),
-      sourcesTable(r.scan_cost.sources),
-    );
-  }
-  if (job.type === 'costs' && r.type === 'success') {
-    return h(
-      'div',
-      { id: 'result-costs' },
-      kvTable([['Scanned', `${fmtInt(r.cost.rows)} rows, ${fmtBytes(r.cost.size)}`]]),
-      sourcesTable(r.cost.sources),
-    );
-  }
-  if (job.type === 'materialized_views_collect_access_rules_billing_data') {
-    const total = r.sources.reduce((sum, s) => sum + s.rows * s.price_per_row.micro_cents_usd, 0);
-    return h(
-      'table',
-      { id: 'result-billing' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          h('th', {}, 'Access rule'),
-          h('th', { class: 'num' }, 'Rows'),
-          h('th', { class: 'num' }, 'Price per row'),
-          h('th', { class: 'num' }, 'Amount'),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        r.sources.map((s) =>
-          h(
-            'tr',
-            {},
-            h('td', {}, s.access_rule_id),
-            h('td', { class: 'num' }, fmtInt(s.rows)),
-            h('td', { class: 'num' }, fmtMicroCents(s.price_per_row.micro_cents_usd)),
-            h('td', { class: 'num' }, fmtMicroCents(s.rows * s.price_per_row.micro_cents_usd)),
-          ),
-        ),
-        h(
-          'tr',
-          {},
-          h('th', {}, 'Total'),
-          h('th', { class: 'num' }, fmtInt(r.sources.reduce((n, s) => n + s.rows, 0))),
-          h('th', {}),
-          h('th', { class: 'num', id: 'billing-total' }, fmtMicroCents(total)),
-        ),
-      ),
-    );
-  }
-  return null;
 }
 
 async function showJob(id) {
@@ -698,9 +626,12 @@ async function showJob(id) {
       api(`/v1/jobs/${id}`),
       api(`/v1/jobs/${id}/events`),
       api(`/v1/jobs/${id}/follow-ups`),
+      loadMeta(),
+      uPlotReady(),
     ]);
-    const terminal = TERMINAL.has(job.state);
-    const outcome = head.querySelector('.outcome');
+    const terminal = meta.terminal_states.includes(job.state);
+    // An action's notice ("Cancel: cancellation_requested") stays until the job has ended.
+    const outcome = terminal ? null : head.querySelector('.outcome');
     head.replaceChildren(
       h(
         'h2',
@@ -739,6 +670,7 @@ async function showJob(id) {
     );
     const src = job.request_source;
     const readable = readableResult(job);
+    const gantt = h('div', { class: 'chart', id: 'gantt' });
     // The lease token fences writes; it is not for display.
     const shown = { ...job, lease: job.lease ? { expires_at: job.lease.expires_at } : null };
     body.replaceChildren(
@@ -764,9 +696,11 @@ async function showJob(id) {
             : '—',
         ],
       ]),
+      h('h3', {}, 'Attempts'),
+      gantt,
       h('h3', {}, 'Timeline'),
       timeline(ev.events, job),
-      readable ? h('div', {}, h('h3', {}, 'Result'), readable) : '',
+      readable ? h('div', {}, h('h3', {}, 'Result'), readable.el) : '',
       h('h3', {}, 'Data'),
       ...['input', 'result', 'checkpoint', 'progress', 'failures'].map((k) =>
         h(
@@ -780,8 +714,12 @@ async function showJob(id) {
           jsonTree(shown[k]),
         ),
       ),
-      h('details', { class: 'data' }, h('summary', {}, 'the whole job'), jsonTree(shown)),
+      h('details', { class: 'data', id: 'data-job' }, h('summary', {}, 'the whole job'), jsonTree(shown)),
     );
+    sweepCharts();
+    ganttChart(gantt, ev.events, job);
+    readable?.draw();
+    body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
   };
 
   try {
@@ -828,44 +766,55 @@ async function showOperators() {
   view().replaceChildren(
     h('h2', {}, 'Operators'),
     note,
-    h(
-      'table',
-      {},
+    scroller(
       h(
-        'thead',
+        'table',
         {},
         h(
-          'tr',
+          'thead',
           {},
-          [
-            'Operator',
-            'Data plane',
-            'Job types',
-            'Capacity',
-            'Jobs held',
-            'Last poll',
-            'Version',
-            'Status',
-          ].map((c) => h('th', {}, c)),
+          h(
+            'tr',
+            {},
+            [
+              'Operator',
+              'Data plane',
+              'Job types',
+              'Capacity',
+              'Jobs held',
+              'Held over time',
+              'Last seen',
+              'Version',
+              'Status',
+            ].map((c) => h('th', {}, c)),
+          ),
         ),
+        tbody,
       ),
-      tbody,
     ),
   );
   while (!signal.aborted) {
     try {
-      const { operators, lease_ttl_ms } = await api('/v1/operators');
-      note.textContent = `Every operator seen since the control plane started (also as JSON: GET /v1/operators). Stale: no poll for longer than its long-poll wait plus the lease TTL (${fmtDuration(lease_ttl_ms)}).`;
+      const [{ operators, lease_ttl_ms }] = await Promise.all([api('/v1/operators'), uPlotReady()]);
+      note.textContent = `Every operator seen since the control plane started (also as JSON: GET /v1/operators), with the jobs it held against its capacity over the last 15 minutes. Stale: no poll for longer than its long-poll wait plus the lease TTL (${fmtDuration(lease_ttl_ms)}).`;
+      const draws = [];
       tbody.replaceChildren(
-        ...operators.map((o) =>
-          h(
+        ...operators.map((o) => {
+          const spark = h('div', {
+            class: 'spark',
+            'data-samples': o.history.t.length,
+            title: `held ${o.history.held.join(', ')} of capacity ${o.capacity}`,
+          });
+          draws.push(() => sparkline(spark, o.history));
+          return h(
             'tr',
             { 'data-executor': o.executor_id },
             h('td', { class: 'mono' }, o.executor_id),
             h('td', {}, o.data_plane_id),
-            h('td', {}, o.job_types.join(', ')),
+            h('td', { class: 'types' }, o.job_types.join(', ')),
             h('td', { class: 'num' }, o.capacity),
             h('td', { class: 'num' }, o.jobs_held),
+            h('td', { class: 'spark-cell' }, spark),
             h('td', { title: o.last_poll_at }, ago(o.last_poll_at)),
             h('td', {}, o.version || '—'),
             h(
@@ -873,11 +822,13 @@ async function showOperators() {
               {},
               h('span', { class: `badge ${o.stale ? 'stale' : 'fresh'}` }, o.stale ? 'stale' : 'polling'),
             ),
-          ),
-        ),
+          );
+        }),
       );
+      sweepCharts();
+      for (const d of draws) d();
       if (operators.length === 0)
-        tbody.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No operator has polled yet.')));
+        tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No operator has polled yet.')));
     } catch (err) {
       if (err instanceof Refused) return;
     }
@@ -908,16 +859,21 @@ function route() {
   shown.catch((err) => {
     if (!(err instanceof Refused)) console.error(err);
   });
+  sweepCharts();
 }
 
 window.addEventListener('hashchange', () => {
   route();
 });
-window.addEventListener('DOMContentLoaded', () => {
+function start() {
   $('#sign-out').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     token = null;
+    meta = null;
     showLogin('Signed out.');
   });
   route();
-});
+}
+// A module runs after the document is parsed; DOMContentLoaded may already have fired.
+if (document.readyState === 'loading') window.addEventListener('DOMContentLoaded', start);
+else start();
