@@ -17,7 +17,7 @@ const DOC = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'deploy.m
 const NAMESPACE = 'dataplane';
 
 /** The Secrets (name → keys) the `kubectl create secret` lines under an example's heading create. */
-export function documentedSecrets(doc: string, file: string): Map<string, Set<string>> {
+function documentedSecrets(doc: string, file: string): Map<string, Set<string>> {
   const at = doc.indexOf(`**examples/${file}**`);
   if (at < 0) throw new Error(`docs/deploy.md has no section for examples/${file}`);
   const block = /```sh\n([\s\S]*?)```/.exec(doc.slice(at))?.[1] ?? '';
@@ -34,7 +34,7 @@ export function documentedSecrets(doc: string, file: string): Map<string, Set<st
 }
 
 /** Every Secret a rendered Deployment's pod reads, with the keys it cannot start without. */
-export function referencedSecrets(deployment: any): Map<string, Set<string>> {
+function referencedSecrets(deployment: any): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   const add = (name: string, keys: string[]) => {
     const set = out.get(name) ?? new Set<string>();
