@@ -31,7 +31,7 @@ describe('supply chain', () => {
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim@sha256:[0-9a-f]{64}$/m);
     const froms = dockerfile.split('\n').filter((l) => l.startsWith('FROM'));
     expect(froms.length).toBe(3);
-    for (const f of froms) expect(f).toContain('${NODE_IMAGE}');
+    for (const f of froms) expect(f).toContain(`${'$'}{NODE_IMAGE}`);
     expect(dockerfile).toContain('docker buildx imagetools inspect node:24-bookworm-slim');
   });
 
