@@ -202,6 +202,20 @@ describe('chart details', () => {
     expect(template([example('aws')], ['image.digest=latest']).error).toMatch(/image\/digest/);
   });
 
+  it("the install's notes list every Secret the pod reads, and how to check the pod's configuration", () => {
+    const notes = execFileSync(
+      HELM,
+      ['install', 'dpo', CHART, '--dry-run=client', '-f', example('snowflake')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(notes).toMatch(/dataplane-operator-token \(keys: token\): operatorToken/);
+    expect(notes).toMatch(/snowflake-operator-key \(keys: rsa_key\.p8\): secretFiles\[0\]/);
+    expect(notes).toMatch(/config check --with-env/);
+    expect(notes).toMatch(/helm test dpo/);
+  });
+
   it('has an icon (helm lint is clean of the icon recommendation)', () => {
     const out = execFileSync(HELM, ['lint', CHART, '-f', example('snowflake')], { encoding: 'utf8' });
     expect(out).not.toMatch(/icon is recommended/);
