@@ -5,9 +5,9 @@
  * `jobTypes` equal it. The routing (which built-in executors serve a type) derives from those lists
  * in the composition root. Instances are built from a minimal configuration; nothing connects.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
 import { loadBedrockConfig } from '../executors/bedrock/config.ts';
@@ -208,5 +208,19 @@ describe('the compiler holds a handler map to its declared list and the catalogu
     expect(Object.keys(missing)).toEqual(['datasets_sample']);
     expect(Object.keys(undeclared)).toHaveLength(3);
     expect(Object.keys(wrongInput)).toHaveLength(2);
+  });
+});
+
+describe('the composition root', () => {
+  it('is the only file under src/ that imports executors/', () => {
+    const root = join(import.meta.dirname, '..');
+    const files = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => /\.[cm]?[jt]s$/.test(f))
+      .map((f) => join(root, 'src', f));
+    expect(files.length).toBeGreaterThan(20);
+    const importing = files
+      .filter((f) => /(?:from|import)\s*\(?\s*['"](?:\.\.\/)+executors\//.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(root, f));
+    expect(importing).toEqual(['src/daemon/builtin-executors.ts']);
   });
 });
