@@ -8,10 +8,16 @@
  *   for its dataset, with the query that bills the rows the refresh wrote and `refresh_job_id` set.
  *
  * Idempotency keys derived from the parent make a forced re-run of the parent never enqueue a
- * second follow-up. The store submits what this returns inside the parent's completion.
+ * second follow-up. They live in a namespace no user can write ({@link INTERNAL_KEY_PREFIX}: the
+ * store refuses a user's key there with 422), so no submission can take a follow-up's key first and
+ * suppress it (a billing job, say). The store submits what this returns inside the parent's
+ * completion, and refuses a follow-up whose key is outside the namespace.
  */
 import { compiledTableName } from '../catalogue/index.ts';
 import type { Job, SubmitJobRequest } from '../contract/index.ts';
+
+/** Idempotency keys starting with this are the control plane's own: users cannot submit them. */
+export const INTERNAL_KEY_PREFIX = 'dpo-internal:';
 
 /** The submissions a job's completion causes (usually none). */
 export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
@@ -24,7 +30,7 @@ export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
         ...base,
         type: 'forecast-internal',
         input: parent.input,
-        idempotency_key: `forecast-internal:${parent.id}`,
+        idempotency_key: `${INTERNAL_KEY_PREFIX}forecast-internal:${parent.id}`,
       },
     ];
   }
@@ -45,7 +51,7 @@ export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
             `WHERE _nio_last_modified_at = '${modifiedAt}' GROUP BY _nio_access_rule_id, _nio_price_per_row`,
           refresh_job_id: parent.id,
         },
-        idempotency_key: `billing:${parent.id}`,
+        idempotency_key: `${INTERNAL_KEY_PREFIX}billing:${parent.id}`,
       },
     ];
   }

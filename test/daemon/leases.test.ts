@@ -125,7 +125,7 @@ const runningOf = (remote: MemoryRemote, jobId: string) =>
   remote.runsOf(jobId).filter((r) => r.state === 'RUNNING');
 
 describe('one execution per job, lease loss seen within one poll', () => {
-  it('a reschedule between renewals aborts the old execution (lost) before the job runs again here', async () => {
+  it('a reschedule between renewals aborts the old execution (rescheduled), which stops its run, before the job runs again here', async () => {
     const s = await setup();
     await s.daemon('op-a');
     const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
@@ -136,11 +136,18 @@ describe('one execution per job, lease loss seen within one poll', () => {
     // The daemon claims the job back (a fresh start: a new run) only after the old one settled.
     await waitFor(() => s.remote.runsOf(job.id).length === 2, { what: 'the second run', timeoutMs: 5_000 });
     const [first, second] = s.log.filter((r) => r.jobId === job.id);
-    expect(first?.reason).toBe('lost');
+    expect(first?.reason).toBe('rescheduled');
     expect(first?.end).toBeLessThanOrEqual(second!.start);
     expect(maxOverlap(s.log, job.id)).toBe(1);
-    // Lost leaves remote work alone: the first run was never cancelled.
-    expect(s.remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
+    // A reschedule starts fresh, so nobody would reattach to the first run: the old execution
+    // stopped it, confirmed, before it settled (and so before the second run was created).
+    const [run1, run2] = s.remote.runsOf(job.id);
+    expect(run1!.state).toBe('CANCELLED');
+    const cancelledAt = s.remote.journal.find((e) => e.op === 'cancel' && e.run === run1!.id)?.at;
+    const createdAt = s.remote.journal.find((e) => e.op === 'create' && e.run === run2!.id)?.at;
+    expect(cancelledAt).toBeDefined();
+    expect(cancelledAt!).toBeLessThanOrEqual(createdAt!);
+    expect(s.remote.journal.filter((e) => e.op === 'cancel' && e.run === run2!.id)).toEqual([]);
   });
 
   it('an expiry the holder did not see is answered lost, and the re-claim reattaches only after the old stopped', async () => {
