@@ -376,3 +376,63 @@ const MATERIALIZE_INPUT = {
   stats_enabled: false,
 };
 const MATERIALIZE_RESULT = { dataset_id: 1234, snapshot_id: 42, recalculation_id: randomUUID() };
+
+describe('rules the contract section states once', () => {
+  it('wakes the holder’s parked poll that does not list the job when its lease is revoked', async () => {
+    // A TTL long enough that only the wake, not the TTL/2 cap, can answer within the test's timeout.
+    const t = await setup({ leaseTtlMs: 600_000 });
+    const job = await t.submit(TRUNCATE, truncateInput(2216));
+    await t.claimAs(t.exec.a, job.id);
+    const parked = t.pollAs(t.exec.a, { held: [], wait_ms: 60_000 });
+    await waitParked(t.cp);
+    await t.user('POST', `/v1/jobs/${job.id}/reschedule`, {});
+    expect(await parked).toMatchObject({ lost: [job.id], lost_reasons: { [job.id]: 'rescheduled' } });
+  }, 20_000);
+
+  it('reschedule clears progress, result and attempt (a forced one too)', async () => {
+    const t = await setup();
+    const job = await t.submit(TRUNCATE, truncateInput(2217));
+    const held = await t.claimAs(t.exec.a, job.id);
+    await t.checkpoint(held, { progress: { fraction: 0.4, message: 'scanning' } });
+    await t.op('POST', `/v1/jobs/${job.id}/complete`, {
+      lease_token: held.lease!.token,
+      result: { type: TRUNCATE },
+    });
+    const r = await t.user('POST', `/v1/jobs/${job.id}/reschedule`, { force: true });
+    expect(r.body).toMatchObject({
+      outcome: 'rescheduled',
+      job: { state: 'pending', progress: null, result: null, attempt: 0, ended_at: null, started_at: null },
+    });
+  });
+
+  it('keeps retry_after_ms a field of the request: the stored failure record does not carry it', async () => {
+    const t = await setup();
+    const job = await t.submit(TRUNCATE, truncateInput(2218));
+    const held = await t.claimAs(t.exec.a, job.id);
+    const r = await t.op('POST', `/v1/jobs/${job.id}/fail`, {
+      lease_token: held.lease!.token,
+      failure: { code: 'SLOW_DOWN', message: 'later', retryable: true, retry_after_ms: 4_321 },
+    });
+    expect(r.body.job.not_before).toBe(new Date(clock + 4_321).toISOString());
+    expect(r.body.job.failures).toHaveLength(1);
+    expect(r.body.job.failures[0]).not.toHaveProperty('retry_after_ms');
+  });
+
+  it('retries a cancel without an attempt limit: a max_attempts 1 job failing its cancel retryably stays pending_cancellation at attempt 1', async () => {
+    const t = await setup({ retryBaseMs: 10, retryMaxMs: 10 });
+    const job = await t.submit(TRUNCATE, truncateInput(2219), { max_attempts: 1 });
+    let held = await t.claimAs(t.exec.a, job.id);
+    await t.checkpoint(held, { checkpoint: { run: 'r1' } });
+    await t.user('POST', `/v1/jobs/${job.id}/cancel`, {});
+    for (let i = 0; i < 5; i++) {
+      const r = await t.op('POST', `/v1/jobs/${job.id}/fail`, {
+        lease_token: held.lease!.token,
+        failure: { code: 'REMOTE_UNAVAILABLE', message: 'cannot reach the service', retryable: true },
+      });
+      expect(r.body.job).toMatchObject({ state: 'pending_cancellation', attempt: 1, lease: null });
+      clock += 10;
+      held = await t.claimAs(t.exec.b, job.id);
+      expect(held).toMatchObject({ state: 'pending_cancellation', attempt: 1 });
+    }
+  });
+});
