@@ -329,7 +329,8 @@ async function stopStale<I extends Intent, H, S>(
   pause: (n: number) => number,
 ): Promise<void> {
   const stale = ctx.staleCheckpoints ?? [];
-  if (stale.length === 0) return;
+  // Once per job execution, however many remote runs it drives (a multi-step executor).
+  if (stale.length === 0 || staleStopped.has(stale)) return;
   for (const checkpoint of stale) {
     const saved = ops.read(checkpoint);
     if (saved === undefined) {
@@ -357,7 +358,11 @@ async function stopStale<I extends Intent, H, S>(
     await stopAndConfirm(ctx, ops, handle, options, pause, ctx.leaseSignal);
   }
   await ctx.clearStaleCheckpoints?.();
+  staleStopped.add(stale);
 }
+
+/** Stale checkpoint lists already stopped and cleared (by identity: one per execution context). */
+const staleStopped = new WeakSet<readonly Checkpoint[]>();
 
 /** `err` with its details saying the remote work named by `checkpoint` may still run. */
 function unconfirmed(err: unknown, checkpoint: Checkpoint): JobError {
