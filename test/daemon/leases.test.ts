@@ -272,6 +272,52 @@ describe('a cancel is confirmed downstream, whatever happens to the holder', () 
     expect(s.remote.runsOf(job.id).map((r) => r.state)).toEqual(['CANCELLED']);
   });
 
+  it('a last attempt whose lease expired with live remote work is stopped by another operator, then fails', async () => {
+    const s = await setup();
+    const { partition } = await s.daemon('op-a', { partitioned: true });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 }, { max_attempts: 1 });
+    await s.started(job.id);
+    partition!.cutNow();
+    s.expireLeases();
+    expect(await s.get(job.id)).toMatchObject({
+      state: 'pending_cancellation',
+      checkpoint: { run: 'run-1' },
+    });
+    await s.daemon('op-b');
+    const done = await waitFor(
+      async () => {
+        const j = await s.get(job.id);
+        return j.state === 'failed' ? j : undefined;
+      },
+      { what: 'failed' },
+    );
+    expect(done.failures.map((f) => f.code)).toEqual(['LEASE_EXPIRED']);
+    expect(s.remote.runsOf(job.id).map((r) => r.state)).toEqual(['CANCELLED']);
+  });
+
+  it('a rescheduled job whose holder is cut off has its old run stopped by the next holder before it starts afresh', async () => {
+    const s = await setup();
+    const { partition } = await s.daemon('op-a', { partitioned: true });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
+    await s.started(job.id);
+    partition!.cutNow();
+    await s.c.user('POST', `/v1/jobs/${job.id}/reschedule`);
+    expect(await s.get(job.id)).toMatchObject({ state: 'pending', stale_checkpoints: [{ run: 'run-1' }] });
+    await s.daemon('op-b');
+    await waitFor(() => s.remote.runsOf(job.id).length === 2, { what: 'the fresh run' });
+    const [old, fresh] = s.remote.runsOf(job.id);
+    expect(old!.state).toBe('CANCELLED');
+    const stoppedAt = s.remote.journal.find(
+      (e) => e.op === 'cancel' && e.run === old!.id && e.by === 'op-b',
+    )?.at;
+    const createdAt = s.remote.journal.find((e) => e.op === 'create' && e.run === fresh!.id)?.at;
+    expect(stoppedAt).toBeDefined();
+    expect(stoppedAt!).toBeLessThanOrEqual(createdAt!);
+    await waitFor(async () => (await s.get(job.id)).stale_checkpoints.length === 0, {
+      what: 'the stale checkpoint cleared',
+    });
+  });
+
   it('an executor that cannot stop the work fails the job, which stays pending_cancellation for another try', async () => {
     const s = await setup({ realClock: true });
     const stops: Array<'failed' | 'stopped'> = [];
