@@ -192,7 +192,7 @@ CREATE TABLE IF NOT EXISTS revoked_leases (
   at INTEGER NOT NULL,
   -- rescheduled | expired: what the holder's poll answers in lost_reasons
   reason TEXT NOT NULL DEFAULT 'expired',
-  -- kept until the holder polls or until then (the revoked lease's own expiry), whichever first
+  -- kept until the holder's next poll, or until then (one lease TTL after the revocation)
   keep_until INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (executor, data_plane_id, job_id, lease_token)
 ) WITHOUT ROWID;

@@ -9,8 +9,13 @@
  * No test waits out a real TTL: `clock` is the store's clock and the tests move it.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contract/index.ts';
+import { JobStore } from '../../src/control-plane/store.ts';
 import {
   clients,
   startTestControlPlane,
@@ -433,6 +438,48 @@ describe('rules the contract section states once', () => {
       clock += 10;
       held = await t.claimAs(t.exec.b, job.id);
       expect(held).toMatchObject({ state: 'pending_cancellation', attempt: 1 });
+    }
+  });
+});
+
+describe('the store schema', () => {
+  it('migrates a version 1 database in place: its jobs keep working and gain the new fields', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'dpo-migrate-')), 'cp.db');
+    const opts = { path, leaseTtlMs: TTL, retryBaseMs: 10, retryMaxMs: 10, defaultMaxAttempts: 3 };
+    const first = new JobStore(opts);
+    const { job } = first.submit(
+      { type: TRUNCATE, company_id: 56, data_plane_id: 'dp-m', input: truncateInput(2220) },
+      { type: 'api_user' },
+    );
+    first.close();
+    // Back to version 1's shape: the columns this version added are not there.
+    const raw = new DatabaseSync(path);
+    raw.exec(`ALTER TABLE jobs DROP COLUMN stale_checkpoints;
+      ALTER TABLE jobs DROP COLUMN cleanup_ends_failed;
+      ALTER TABLE revoked_leases DROP COLUMN reason;
+      ALTER TABLE revoked_leases DROP COLUMN keep_until;
+      UPDATE meta SET value = '1' WHERE key = 'schema_version';`);
+    raw.close();
+    const migrated = new JobStore(opts);
+    try {
+      expect(migrated.get(job.id)).toMatchObject({ state: 'pending', stale_checkpoints: [] });
+      const out = migrated.poll({
+        executor: 'm',
+        dataPlaneId: 'dp-m',
+        jobTypes: [TRUNCATE],
+        capacity: 1,
+        held: [],
+      });
+      expect(out.claimed.map((j) => j.id)).toEqual([job.id]);
+      expect(migrated.reschedule(job.id, false).job.state).toBe('pending');
+      expect(
+        migrated.poll({ executor: 'm', dataPlaneId: 'dp-m', jobTypes: [], capacity: 0, held: [] }),
+      ).toMatchObject({
+        lost: [job.id],
+        lostReasons: { [job.id]: 'rescheduled' },
+      });
+    } finally {
+      migrated.close();
     }
   });
 });
