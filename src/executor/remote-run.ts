@@ -297,7 +297,9 @@ async function stopAndConfirm<I extends Intent, H, S>(
         ctx.progress({ message: `stopping the ${ops.what}` });
       } catch (err) {
         signal.throwIfAborted();
-        ctx.log.warn(`could not ask the ${ops.what} to stop; retrying`, { error: message(err) });
+        ctx.log.warn(`could not confirm that the ${ops.what} stopped: asking it to stop failed; retrying`, {
+          error: message(err),
+        });
       }
     }
     await sleep(pause(n), signal);
