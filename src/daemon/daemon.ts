@@ -140,7 +140,7 @@ export class Daemon {
             : 'stopped',
       answer: (res, grantedAt) => {
         // The control plane answered: the token is accepted.
-        if (this.stateValue === 'starting') {
+        if (this.stateValue === 'starting' && !this.finished) {
           this.transition('running', {
             data_plane_id: this.o.dataPlaneId,
             job_types: this.o.registry.jobTypes,
