@@ -87,7 +87,12 @@ export class OperatorClient {
 
   checkpoint(
     id: string,
-    body: { lease_token: string; checkpoint?: Record<string, unknown> | null; progress?: Progress | null },
+    body: {
+      lease_token: string;
+      checkpoint?: Record<string, unknown> | null;
+      progress?: Progress | null;
+      clear_stale?: boolean;
+    },
     opts: CallOptions = {},
   ) {
     return this.post(`/v1/jobs/${id}/checkpoint`, CheckpointRequest.parse(body), JobResponse, opts);
