@@ -25,7 +25,6 @@ import { createTestContext, testJob } from '../src/executor/testing.ts';
 import { emrEnv, fixture, seedResult } from '../test/emr-serverless/support.ts';
 import { startFakeEmr } from '../test/fakes/emr-serverless.ts';
 import { startFakeS3 } from '../test/fakes/s3.ts';
-import { startFakeSageMaker } from '../test/fakes/sagemaker.ts';
 import { smEnv, startSmFakes, trainingInput } from '../test/sagemaker/support.ts';
 import { snowflakeEnv, startFake } from '../test/snowflake/support.ts';
 
