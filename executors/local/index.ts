@@ -2,6 +2,7 @@
 import { jobTypesFor } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
 import { LocalEnv, loadLocalConfig } from './config.ts';
+import { LazyLocalExecutor } from './lazy.ts';
 
 export const localModule: ExecutorModule = {
   name: 'local',
@@ -10,12 +11,9 @@ export const localModule: ExecutorModule = {
   // (test/executors-routing.test.ts).
   jobTypes: jobTypesFor('local'),
   env: LocalEnv,
-  // DuckDB (a native module) loads only when the executor is enabled, not in every daemon.
-  createExecutor: async (env) => {
-    const config = loadLocalConfig(env);
-    const { LocalExecutor } = await import('./executor.ts');
-    return new LocalExecutor(config);
-  },
+  // DuckDB (a native module) loads on the first job, not at startup (lazy.ts): an idle daemon
+  // serving `local` does not pay for it.
+  createExecutor: async (env) => new LazyLocalExecutor(loadLocalConfig(env)),
 };
 
 export const createExecutor = localModule.createExecutor;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
-import type { LocalExecutor } from '../../executors/local/executor.ts';
+import type { LazyLocalExecutor as LocalExecutor } from '../../executors/local/lazy.ts';
 import { validateInput } from '../catalogue/index.ts';
 import { UserClient } from '../client/user-client.ts';
 import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
