@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { benchControlPlane } from './control-plane.ts';
 import { benchDaemon } from './daemon.ts';
+import { benchIdle } from './idle.ts';
 import { benchInference } from './inference.ts';
 import { benchLocal } from './local.ts';
 import { benchPollCost } from './poll-cost.ts';
@@ -35,4 +36,5 @@ if (want('inference')) await benchInference();
 if (want('snowflake')) await benchSnowflake();
 if (want('sagemaker')) await benchSageMaker();
 if (want('poll-cost')) await benchPollCost();
+if (want('idle')) await benchIdle();
 if (only.has('soak')) await benchSoak(); // only when named: 30 minutes
