@@ -45,7 +45,14 @@ const PARTS: Array<[label: string, file: RegExp, fn: RegExp]> = [
   ['  follow-up checks (enqueueFollowUps)', /control-plane\/store/, /^enqueueFollowUps$/],
   ['  row → Job (toJob: JSON.parse of columns)', /control-plane\/store/, /^toJob$/],
   ['  store events (emit → waiters, console)', /control-plane\/store/, /^emit$/],
-  ['  result validation (catalogue schema)', /control-plane\/store/, /^(complete|validateResult)$/],
+  [
+    '  store.complete (per report entry: row, result check, update, event)',
+    /control-plane\/store/,
+    /^complete$/,
+  ],
+  ['    result validation (validateResult)', /./, /^validateResult$/],
+  ['    update (UPDATE … RETURNING *, event row, toJob)', /control-plane\/store/, /^update$/],
+  ['  timestamps to ISO strings (iso)', /control-plane\/store/, /^iso$/],
   ['response serialization (sendJson: JSON.stringify + write)', /control-plane\/server/, /^sendJson$/],
 ];
 
