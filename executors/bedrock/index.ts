@@ -1,7 +1,6 @@
 /** The `bedrock` executor module: model_inference_run on Amazon Bedrock (Converse). */
 import { jobTypesFor } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
-import { lazyExecutor } from '../../src/executor/lazy.ts';
 import { BEDROCK_SECRET_VARS, BedrockEnv, loadBedrockConfig } from './config.ts';
 
 export const bedrockModule: ExecutorModule = {
@@ -10,13 +9,11 @@ export const bedrockModule: ExecutorModule = {
   jobTypes: jobTypesFor('bedrock'),
   env: BedrockEnv,
   secretVars: BEDROCK_SECRET_VARS,
-  // The AWS SDK loads on the first job, not at startup (an idle daemon does not carry it).
+  // The AWS SDK loads only when the executor is enabled.
   createExecutor: async (env) => {
     const config = loadBedrockConfig(env);
-    return lazyExecutor('bedrock', jobTypesFor('bedrock'), async () => {
-      const { BedrockExecutor } = await import('./executor.ts');
-      return new BedrockExecutor(config);
-    });
+    const { BedrockExecutor } = await import('./executor.ts');
+    return new BedrockExecutor(config);
   },
 };
 

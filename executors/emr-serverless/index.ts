@@ -1,7 +1,6 @@
 /** The `emr-serverless` executor module: Spark jobs on an EMR Serverless application. */
 import { jobTypesFor } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
-import { lazyExecutor } from '../../src/executor/lazy.ts';
 import { EMR_SECRET_VARS, EmrServerlessEnv, loadEmrConfig } from './config.ts';
 
 export const emrServerlessModule: ExecutorModule = {
@@ -12,13 +11,11 @@ export const emrServerlessModule: ExecutorModule = {
   jobTypes: jobTypesFor('emr-serverless'),
   env: EmrServerlessEnv,
   secretVars: EMR_SECRET_VARS,
-  // The AWS SDK loads on the first job, not at startup (an idle daemon does not carry it).
+  // The AWS SDK loads only when the executor is enabled.
   createExecutor: async (env) => {
     const config = loadEmrConfig(env);
-    return lazyExecutor('emr-serverless', jobTypesFor('emr-serverless'), async () => {
-      const { EmrServerlessExecutor } = await import('./executor.ts');
-      return new EmrServerlessExecutor(config);
-    });
+    const { EmrServerlessExecutor } = await import('./executor.ts');
+    return new EmrServerlessExecutor(config);
   },
 };
 

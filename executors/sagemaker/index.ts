@@ -1,7 +1,6 @@
 /** The `sagemaker` executor module: model training on SageMaker, model delivery to a Hugging Face Hub. */
 import { jobTypesFor } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
-import { lazyExecutor } from '../../src/executor/lazy.ts';
 import { loadSageMakerConfig, SAGEMAKER_SECRET_VARS, SageMakerEnv } from './config.ts';
 
 export const sagemakerModule: ExecutorModule = {
@@ -10,13 +9,11 @@ export const sagemakerModule: ExecutorModule = {
   jobTypes: jobTypesFor('sagemaker'),
   env: SageMakerEnv,
   secretVars: SAGEMAKER_SECRET_VARS,
-  // The AWS SDK and the Hub library load on the first job, not at startup.
+  // The AWS SDK and the Hub library load only when the executor is enabled.
   createExecutor: async (env) => {
     const config = loadSageMakerConfig(env);
-    return lazyExecutor('sagemaker', jobTypesFor('sagemaker'), async () => {
-      const { SageMakerExecutor } = await import('./executor.ts');
-      return new SageMakerExecutor(config);
-    });
+    const { SageMakerExecutor } = await import('./executor.ts');
+    return new SageMakerExecutor(config);
   },
 };
 
