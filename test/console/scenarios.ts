@@ -138,6 +138,11 @@ export async function threeAttempts(cp: TestControlPlane, advance: (ms: number) 
     expect(claimed!.id).toBe(job.id);
     return claimed!;
   };
+  /** The holder's poll renews its lease: a write after more than a TTL since the last renewal is refused. */
+  const renew = async (executor: string, held: Job) => {
+    const r = await c.poll({ executor, capacity: 1, held: [{ id: job.id, lease_token: held.lease!.token }] });
+    expect(r.body.lost).toEqual([]);
+  };
   advance(4_000);
   await claimAs('op-alpha');
   // No renewal: the lease expires and the job is retried.
@@ -148,7 +153,9 @@ export async function threeAttempts(cp: TestControlPlane, advance: (ms: number) 
   );
   advance(6_000);
   const second = await claimAs('op-bravo');
-  advance(25_000);
+  advance(15_000);
+  await renew('op-bravo', second);
+  advance(10_000);
   const failed = await c.op('POST', `/v1/jobs/${job.id}/fail`, {
     lease_token: second.lease!.token,
     failure: { code: 'UPSTREAM_UNAVAILABLE', message: 'the warehouse did not answer', retryable: true },
@@ -158,6 +165,7 @@ export async function threeAttempts(cp: TestControlPlane, advance: (ms: number) 
   const third = await claimAs('op-charlie');
   for (const fraction of [0.3, 0.6]) {
     advance(12_000);
+    await renew('op-charlie', third);
     const r = await c.op('POST', `/v1/jobs/${job.id}/checkpoint`, {
       lease_token: third.lease!.token,
       progress: { fraction, message: `${fraction * 100} % scanned` },
@@ -165,6 +173,7 @@ export async function threeAttempts(cp: TestControlPlane, advance: (ms: number) 
     expect(r.status).toBe(200);
   }
   advance(9_000);
+  await renew('op-charlie', third);
   expect((await c.user('POST', `/v1/jobs/${job.id}/cancel`, { reason: 'not needed any more' })).status).toBe(
     200,
   );
