@@ -8,7 +8,11 @@
 # dependencies only, the runtime copies both onto a slim Node 24 base and runs as a non-root user.
 # scripts/image-recipe.sh replays the deps and runtime steps without Docker; CI runs it.
 
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Pinned by digest: a rebuild gets the same base whatever the tag points at since. To move to a newer
+# Node 24 patch, look up the tag's digest and put it here (docs/deploy.md §2):
+#   docker buildx imagetools inspect node:24-bookworm-slim --format '{{json .Manifest.Digest}}'
+# scripts/image-recipe.sh refuses a NODE_IMAGE without a digest.
+ARG NODE_IMAGE=node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 
 # The compiled JavaScript is the same on every platform: a multi-arch build compiles it once, natively.
 FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
@@ -19,8 +23,9 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY executors executors
-COPY bench/bench-executor.ts bench/bench-executor.ts
-RUN npx tsc -p tsconfig.build.json
+# tsconfig.build.json also names the bench executor (for `npm run bench`); it is not copied here, so
+# it is not compiled, and a production image cannot run it.
+RUN npx tsc -p tsconfig.build.json && test ! -e dist/bench
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
@@ -40,9 +45,12 @@ LABEL org.opencontainers.image.title="dataplane-operator" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/example/dataplane-operator"
+# Every mode listens on all interfaces inside the container, so `docker run -p` reaches it: the daemon's
+# and dev's health and metrics, the bundled control plane (control-plane, dev). `--listen` overrides.
 ENV NODE_ENV=production \
     DPO_DATA_DIR=/var/lib/dataplane-operator \
-    DPO_METRICS_LISTEN=0.0.0.0:9464
+    DPO_METRICS_LISTEN=0.0.0.0:9464 \
+    DPO_CP_LISTEN=0.0.0.0:8700
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
 COPY --from=build /src/dist dist
@@ -58,9 +66,11 @@ COPY examples examples
 RUN mkdir -p /var/lib/dataplane-operator && chown 10001:10001 /var/lib/dataplane-operator
 USER 10001:10001
 VOLUME ["/var/lib/dataplane-operator"]
-EXPOSE 9464
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+EXPOSE 9464 8700
+# No HEALTHCHECK, on purpose: one image serves three modes on different ports (run: 9464,
+# control-plane: 8700, dev: both), so one probe would call a healthy control plane unhealthy; Kubernetes
+# ignores it and uses the chart's probes; and the only probe client in the image is Node, a whole
+# process every interval. Under plain Docker add one for the mode you run (docs/deploy.md §2).
 # Exec form: node is PID 1 and gets SIGTERM itself; `run` drains on it (DPO_DRAIN_TIMEOUT_MS).
 # `--` ends Node's own options: otherwise Node takes the command's `--env-file` as its own (exit 9).
 ENTRYPOINT ["node", "--", "/app/dist/src/cli/main.js"]

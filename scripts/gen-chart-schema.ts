@@ -1,45 +1,142 @@
 /**
- * `npm run gen:chart-schema`: writes the list of variable names the chart's `config` accepts into
- * helm/dataplane-operator/values.schema.json, from the one list the code reads (`knownVariables()` in
- * src/cli/config-schema.ts: the daemon's, the control plane's, the jobs CLI's, dev's and every built-in
- * executor's). Run it after adding a variable to any of those schemas; test/ship/helm.test.ts fails,
- * naming this command, while the two lists differ.
+ * `npm run gen:chart-schema`: writes what the chart knows of the operator's variables from the one list
+ * the code reads (src/cli/config-schema.ts: the daemon's, the control plane's, the jobs CLI's, dev's and
+ * every built-in executor's, with each section's secret variables):
+ *
+ * - helm/dataplane-operator/values.schema.json: `config`'s properties, one per variable `run` reads,
+ *   typed as Helm hands them over (a number-like variable accepts `--set config.DPO_CONCURRENCY=200`,
+ *   a true/false one a boolean);
+ * - helm/dataplane-operator/templates/_variables.tpl: the names `run` reads, the secret variables with
+ *   which Secret to use instead, and the variables only the control plane, `dev` or the jobs CLI read.
+ *   templates/_checks.tpl refuses a name in `config` from these lists with a message a human can act
+ *   on (a did-you-mean, which Secret to use), which JSON Schema cannot say.
+ *
+ * Run it after adding a variable to any of those schemas; test/ship/helm.test.ts fails, naming this
+ * command, while the files differ from what it would write.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { knownVariables } from '../src/cli/config-schema.ts';
+import type { z } from 'zod';
+import {
+  CONFIG_SECTIONS,
+  daemonVariables,
+  knownVariables,
+  notDaemonVariables,
+  secretVariables,
+  variableKind,
+} from '../src/cli/config-schema.ts';
 
-export const SCHEMA_PATH = join(
-  import.meta.dirname,
-  '..',
-  'helm',
-  'dataplane-operator',
-  'values.schema.json',
-);
+const CHART = join(import.meta.dirname, '..', 'helm', 'dataplane-operator');
+export const SCHEMA_PATH = join(CHART, 'values.schema.json');
+export const VARIABLES_TPL_PATH = join(CHART, 'templates', '_variables.tpl');
 
-export interface ChartSchema {
-  properties: { config: { propertyNames: { pattern?: string; enum?: string[]; not?: unknown } } };
+/** The variables the chart sets itself (templates/configmap.yaml). */
+export const CHART_VARIABLES = [
+  'DPO_TOKEN_FILE',
+  'DPO_DATA_DIR',
+  'DPO_METRICS_LISTEN',
+  'DPO_DRAIN_TIMEOUT_MS',
+];
+
+/** The three a profile must name (no defaults, on purpose), with their own checks. */
+const REQUIRED_CONFIG: Record<string, object> = {
+  DPO_CONTROL_PLANE_URL: {
+    type: 'string',
+    pattern: '^https?://',
+    description: 'Base URL of the control plane.',
+  },
+  DPO_DATA_PLANE_ID: {
+    type: 'string',
+    minLength: 1,
+    description: 'The data plane this operator serves; the token must be bound to it.',
+  },
+  DPO_EXECUTORS: { type: 'string', minLength: 1, description: 'Enabled executors, comma-separated.' },
+};
+
+/** Which Secret to use for a secret variable, in the chart's terms. */
+export function secretAdvice(name: string, known: ReadonlySet<string>): string {
+  if (name === 'DPO_TOKEN')
+    return 'use operatorToken.existingSecret (the chart mounts it and sets DPO_TOKEN_FILE)';
+  const viaEnv = `secretEnv.${name}: {secretName: <an existing Secret>, key: <its key>}`;
+  if (known.has(`${name}_FILE`))
+    return `mount a Secret with secretFiles and set config.${name}_FILE to the file, or use ${viaEnv}`;
+  if (name.startsWith('AWS_'))
+    return `prefer IRSA (serviceAccount.annotations eks.amazonaws.com/role-arn); static keys go in ${viaEnv}`;
+  return `use ${viaEnv}`;
 }
 
-/** The schema with its `config.propertyNames.enum` set to `names`, sorted. */
-export function withVariables<S extends ChartSchema>(schema: S, names: Iterable<string>): S {
-  const propertyNames = schema.properties.config.propertyNames;
-  delete propertyNames.pattern;
-  propertyNames.enum = [...names].sort();
+function configProperties(): Record<string, object> {
+  const shapes = new Map<string, z.ZodType>();
+  for (const s of CONFIG_SECTIONS)
+    for (const [name, schema] of Object.entries(s.env.shape)) if (!shapes.has(name)) shapes.set(name, schema);
+  const secrets = secretVariables();
+  const out: Record<string, object> = {};
+  for (const name of [...daemonVariables()].sort()) {
+    if (secrets.has(name) || CHART_VARIABLES.includes(name)) continue;
+    const kind = variableKind(shapes.get(name) as z.ZodType);
+    out[name] =
+      REQUIRED_CONFIG[name] ??
+      (kind === 'number'
+        ? { type: ['string', 'integer'] }
+        : kind === 'boolean'
+          ? { type: ['string', 'boolean'] }
+          : { type: 'string' });
+  }
+  return out;
+}
+
+export interface ChartSchema {
+  properties: {
+    config: {
+      propertyNames: object;
+      properties: Record<string, object>;
+      additionalProperties: object;
+    };
+  };
+}
+
+/** The schema with `config`'s properties written from the variables. */
+export function withVariables<S extends ChartSchema>(schema: S): S {
+  const config = schema.properties.config;
+  config.propertyNames = { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' };
+  config.properties = configProperties();
+  // Any other name reaches templates/_checks.tpl, which says what is wrong with it.
+  config.additionalProperties = { type: ['string', 'number', 'boolean'] };
   return schema;
 }
 
+/** templates/_variables.tpl: the lists templates/_checks.tpl reads. */
+export function variablesTemplate(): string {
+  const known = knownVariables();
+  const secrets = Object.fromEntries([...secretVariables()].sort().map((n) => [n, secretAdvice(n, known)]));
+  const others = Object.fromEntries(
+    [...notDaemonVariables()].sort(([a], [b]) => a.localeCompare(b)).map(([n, s]) => [n, s.join(', ')]),
+  );
+  return [
+    '{{- /* Generated by `npm run gen:chart-schema` from src/cli/config-schema.ts: do not edit. */ -}}',
+    '{{- /* Every variable `run` reads (the daemon and the built-in executors), space-separated. */ -}}',
+    `{{- define "dpo.variables.daemon" -}}${[...daemonVariables()].sort().join(' ')}{{- end -}}`,
+    '{{- /* Secret variables (never in a ConfigMap), each with which Secret to use instead. */ -}}',
+    `{{- define "dpo.variables.secret" -}}${JSON.stringify(secrets)}{{- end -}}`,
+    '{{- /* Variables only the control plane, dev or the jobs CLI read, with who reads them. */ -}}',
+    `{{- define "dpo.variables.notDaemon" -}}${JSON.stringify(others)}{{- end -}}`,
+    `{{- define "dpo.variables.chart" -}}${CHART_VARIABLES.join(' ')}{{- end -}}`,
+    '',
+  ].join('\n');
+}
+
 if (import.meta.main) {
-  const schema = withVariables(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')), knownVariables());
+  const schema = withVariables(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')));
   writeFileSync(SCHEMA_PATH, `${JSON.stringify(schema, null, 2)}\n`);
-  // The repository's formatter decides the layout, so a regenerated file differs only in its list.
+  // The repository's formatter decides the layout, so a regenerated file differs only in its lists.
   execFileSync(
     join(import.meta.dirname, '..', 'node_modules', '.bin', 'biome'),
     ['format', '--write', SCHEMA_PATH],
-    {
-      stdio: 'ignore',
-    },
+    { stdio: 'ignore' },
   );
-  process.stdout.write(`${SCHEMA_PATH}: ${schema.properties.config.propertyNames.enum?.length} variables\n`);
+  writeFileSync(VARIABLES_TPL_PATH, variablesTemplate());
+  process.stdout.write(
+    `${SCHEMA_PATH}: ${Object.keys(schema.properties.config.properties).length} variables; ${VARIABLES_TPL_PATH}\n`,
+  );
 }

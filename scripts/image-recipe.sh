@@ -22,8 +22,27 @@ cleanup() {
 trap cleanup EXIT
 step() { echo "== image recipe: $*"; }
 
-step "build stage: tsc -p tsconfig.build.json"
+step "the Dockerfile: base pinned by digest, no bench executor, no HEALTHCHECK, every mode on 0.0.0.0"
+dockerfile="$repo/Dockerfile"
+grep -Eq '^ARG NODE_IMAGE=node:24-bookworm-slim@sha256:[0-9a-f]{64}$' "$dockerfile" \
+  || { echo "NODE_IMAGE is not pinned by digest" >&2; exit 1; }
+if grep -E '^FROM' "$dockerfile" | grep -vq 'FROM .*\${NODE_IMAGE}'; then echo "a FROM not on NODE_IMAGE" >&2; exit 1; fi
+if grep -q 'bench' <(grep -E '^(COPY|ADD)' "$dockerfile"); then echo "the bench executor is copied into the image" >&2; exit 1; fi
+# The decision, written down in the Dockerfile: no HEALTHCHECK (three modes, three ports; Kubernetes
+# uses its own probes; a Node process per probe).
+if grep -Eq '^HEALTHCHECK' "$dockerfile"; then echo "a HEALTHCHECK came back: see the Dockerfile's note" >&2; exit 1; fi
+grep -q '^# No HEALTHCHECK, on purpose' "$dockerfile" || { echo "the HEALTHCHECK decision is not written down" >&2; exit 1; }
+# The runtime stage's ENV, as the container gets it.
+image_env() { sed -n 's/^ *\(ENV \)\{0,1\}\('"$1"'\)=\([^ \\]*\).*/\3/p' "$dockerfile" | tail -1; }
+cp_listen="$(image_env DPO_CP_LISTEN)"
+metrics_listen="$(image_env DPO_METRICS_LISTEN)"
+[ "${cp_listen%%:*}" = "0.0.0.0" ] || { echo "the image's DPO_CP_LISTEN is '$cp_listen', not all interfaces" >&2; exit 1; }
+[ "${metrics_listen%%:*}" = "0.0.0.0" ] || { echo "the image's DPO_METRICS_LISTEN is '$metrics_listen'" >&2; exit 1; }
+echo "   $(grep -E '^ARG NODE_IMAGE=' "$dockerfile" | cut -c1-60)…; DPO_CP_LISTEN=$cp_listen DPO_METRICS_LISTEN=$metrics_listen"
+
+step "build stage: tsc -p tsconfig.build.json, without the bench executor (the image copies no bench/)"
 (cd "$repo" && "$repo/node_modules/.bin/tsc" -p tsconfig.build.json --outDir "$tmp/build/dist")
+rm -rf "$tmp/build/dist/bench"
 
 step "deps stage: npm ci --omit=dev from the lockfile, in a clean directory"
 mkdir -p "$tmp/app"
@@ -37,6 +56,7 @@ echo "   $(du -sh "$tmp/app/node_modules" | cut -f1) of production dependencies"
 
 step "runtime stage: dist, package.json, config, examples"
 cp -r "$tmp/build/dist" "$tmp/app/dist"
+test ! -e "$tmp/app/dist/bench" || { echo "the bench executor is in the image" >&2; exit 1; }
 mkdir -p "$tmp/app/dist/executors/emr-serverless/runner"
 cp "$repo/executors/emr-serverless/runner/job_runner.py" "$tmp/app/dist/executors/emr-serverless/runner/"
 cp -r "$repo/src/control-plane/console/static" "$tmp/app/dist/src/control-plane/console/static"
@@ -54,10 +74,17 @@ ops_port="$(free_port)"
 export NODE_ENV=production DPO_DATA_DIR="$tmp/data"
 cd "$tmp/app"
 
-step "start the bundled control plane (tokens generated into the data directory)"
-"$node" dist/src/cli/main.js control-plane --listen "127.0.0.1:$cp_port" >"$tmp/cp.log" 2>&1 &
+step "start the bundled control plane as the image does: no --listen, the image's DPO_CP_LISTEN host"
+# The image's address is ${cp_listen}; a free port here (the machine is shared), the same host.
+DPO_CP_LISTEN="${cp_listen%%:*}:$cp_port" "$node" dist/src/cli/main.js control-plane >"$tmp/cp.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do [ -s "$tmp/data/operator.token" ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q 'control plane listening' "$tmp/cp.log" && [ -s "$tmp/data/operator.token" ] && break; sleep 0.1; done
+# Bound to every interface, as `docker run -p 8700:8700 … control-plane` needs (reached here on loopback).
+# /proc/net/tcp lists listening sockets (state 0A) by local address in hex: 00000000 is 0.0.0.0.
+port_hex="$(printf '%04X' "$cp_port")"
+grep -Eq "^ *[0-9]+: 00000000:$port_hex 00000000:0000 0A " /proc/net/tcp \
+  || { echo "the control plane does not listen on all interfaces" >&2; cat "$tmp/cp.log" >&2; exit 1; }
+echo "   control plane on 0.0.0.0:$cp_port"
 
 step "start the entrypoint: run --env-file config/local.env"
 DPO_CONTROL_PLANE_URL="http://127.0.0.1:$cp_port" DPO_TOKEN_FILE="$tmp/data/operator.token" \

@@ -6,10 +6,10 @@ import {
   getJobType,
   JOB_TYPES,
   type JobType,
-  jobTypesFor,
   validateInput,
   validateResult,
 } from '../src/catalogue/index.ts';
+import { FOLLOW_UP_TYPES } from '../src/control-plane/follow-ups.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'seed');
 const fixtures = readdirSync(DIR)
@@ -278,23 +278,14 @@ describe('wrong results are rejected', () => {
   });
 });
 
-describe('routing and the registry of types', () => {
-  it('routes every type to at least one executor, and SQL-shaped types to the local data plane', () => {
-    for (const type of JOB_TYPES) expect(catalogue[type].executors.length, type).toBeGreaterThan(0);
-    const local = jobTypesFor('local');
-    for (const t of ['forecast', 'forecast-internal', 'costs', 'nql-forecast', 'materialize-view'])
-      expect(local).toContain(t);
-    for (const t of JOB_TYPES.filter((x) => x.startsWith('datasets_'))) expect(local).toContain(t);
-    for (const t of JOB_TYPES.filter((x) => x.startsWith('model'))) expect(local).not.toContain(t);
-    expect(jobTypesFor('bedrock')).toEqual(['model_inference_run']);
-    expect(jobTypesFor('sagemaker')).toEqual(['model_training_run', 'models_deliver_model']);
-  });
-
+describe('the registry of types', () => {
   it('marks exactly the two internal types', () => {
     expect(JOB_TYPES.filter((t) => catalogue[t].internal)).toEqual([
       'forecast-internal',
       'materialized_views_collect_access_rules_billing_data',
     ]);
+    // The internal types are exactly those the control plane's follow-up rules create.
+    expect(JOB_TYPES.filter((t) => catalogue[t].internal)).toEqual([...FOLLOW_UP_TYPES]);
   });
 
   it('reports an unknown type as such', () => {

@@ -1,13 +1,15 @@
 /**
- * One source for what an executor serves: for every built-in executor, the job types of its
- * handlers (what it can run) are its instances' `jobTypes`, the module's static `jobTypes` (what
- * `config check` and the registry read without loading the SDKs), and the catalogue's routing table.
- * Instances are built from a minimal configuration; nothing connects or opens anything.
+ * One source for what an executor serves: each built-in executor declares its job types once (its
+ * module's `jobTypes`, `executors/<name>/index.ts`); the compiler holds its handler map to that list
+ * (the type tests below show what it refuses), and here, at run time, its handlers and its instances'
+ * `jobTypes` equal it. The routing (which built-in executors serve a type) derives from those lists
+ * in the composition root. Instances are built from a minimal configuration; nothing connects.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { join, relative } from 'node:path';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { z } from 'zod';
 import { loadBedrockConfig } from '../executors/bedrock/config.ts';
 import { BedrockExecutor } from '../executors/bedrock/executor.ts';
 import { loadEmrConfig } from '../executors/emr-serverless/config.ts';
@@ -21,12 +23,17 @@ import { SageMakerExecutor } from '../executors/sagemaker/executor.ts';
 import { SnowflakeClient } from '../executors/snowflake/client.ts';
 import { loadSnowflakeConfig } from '../executors/snowflake/config.ts';
 import { SnowflakeExecutor } from '../executors/snowflake/executor.ts';
-import { type ExecutorName, JOB_TYPES, jobTypesFor } from '../src/catalogue/index.ts';
-import { BUILTIN_EXECUTORS } from '../src/daemon/builtin-executors.ts';
-import type { Executor, JobHandlers } from '../src/executor/index.ts';
+import type { DatasetsSampleInput } from '../src/catalogue/datasets.ts';
+import { type InputOf, JOB_TYPES, type JobType } from '../src/catalogue/index.ts';
+import {
+  BUILTIN_EXECUTOR_NAMES,
+  BUILTIN_EXECUTORS,
+  builtinExecutorsServing,
+} from '../src/daemon/builtin-executors.ts';
+import type { Executor, JobHandle, JobHandlers } from '../src/executor/index.ts';
 import { createTestContext, testJob } from '../src/executor/testing.ts';
 
-type WithHandlers = Executor & { readonly handlers: JobHandlers };
+type WithHandlers = Executor & { readonly handlers: object };
 
 /** Each built-in executor's class, from a minimal configuration (its constructor does no I/O). */
 const instances: Record<string, () => WithHandlers> = {
@@ -78,17 +85,18 @@ describe('the job types of every built-in executor', () => {
   });
 
   for (const [name, module] of Object.entries(BUILTIN_EXECUTORS)) {
-    it(`${name}: handlers = instance jobTypes = module jobTypes = the routing table`, () => {
+    it(`${name}: handlers = instance jobTypes = the module's declared jobTypes`, () => {
       const build = instances[name];
       expect(build, `no instance for the built-in executor '${name}'`).toBeDefined();
       const executor = (build as () => WithHandlers)();
       expect(executor.name).toBe(module.name);
-      const routed = sorted(jobTypesFor(name as ExecutorName));
-      expect(routed.length).toBeGreaterThan(0);
-      expect(sorted(Object.keys(executor.handlers))).toEqual(routed);
-      expect(sorted(executor.jobTypes)).toEqual(routed);
-      expect(sorted(module.jobTypes)).toEqual(routed);
-      for (const type of executor.jobTypes) expect(JOB_TYPES).toContain(type);
+      expect(module.name).toBe(name);
+      const declared = sorted(module.jobTypes);
+      expect(declared.length).toBeGreaterThan(0);
+      expect(new Set(declared).size, 'a type declared twice').toBe(declared.length);
+      expect(sorted(Object.keys(executor.handlers))).toEqual(declared);
+      expect(sorted(executor.jobTypes)).toEqual(declared);
+      for (const type of declared) expect(JOB_TYPES).toContain(type);
     });
 
     it(`${name}: a type without a handler fails, not retryably, before any work`, async () => {
@@ -103,4 +111,116 @@ describe('the job types of every built-in executor', () => {
       await executor.close?.();
     });
   }
+});
+
+describe('the routing, derived from the built-in executors’ declarations', () => {
+  // Replaces the catalogue's routing column (and test/catalogue.test.ts's "routes every type to at
+  // least one executor, and SQL-shaped types to the local data plane"): the same table, now read
+  // from the executors' own lists. A change to any executor's list shows here.
+  const ROUTING: Record<JobType, string[]> = {
+    forecast: ['local', 'emr-serverless'],
+    'forecast-internal': ['local', 'emr-serverless'],
+    costs: ['local', 'emr-serverless'],
+    'nql-forecast': ['local', 'emr-serverless'],
+    'materialize-view': ['local', 'emr-serverless'],
+    datasets_create_table: ['local', 'snowflake'],
+    datasets_delete_table: ['local', 'snowflake'],
+    datasets_truncate_table: ['local', 'snowflake'],
+    datasets_sample: ['local', 'emr-serverless', 'snowflake'],
+    datasets_calculate_column_stats: ['local', 'snowflake'],
+    datasets_execute_dml: ['local', 'snowflake'],
+    model_inference_run: ['bedrock', 'openai-compatible'],
+    model_training_run: ['sagemaker'],
+    models_train_classifier: ['snowflake'],
+    models_deliver_model: ['sagemaker'],
+    materialized_views_collect_access_rules_billing_data: ['local', 'emr-serverless'],
+  };
+
+  it('routes every type to at least one built-in executor, as the catalogue’s column did', () => {
+    for (const type of JOB_TYPES) {
+      expect(builtinExecutorsServing(type).length, type).toBeGreaterThan(0);
+      expect(builtinExecutorsServing(type), type).toEqual(ROUTING[type]);
+    }
+  });
+
+  it('sends SQL-shaped types to the local data plane and no model type', () => {
+    const local = BUILTIN_EXECUTORS.local!.jobTypes;
+    for (const t of ['forecast', 'forecast-internal', 'costs', 'nql-forecast', 'materialize-view'])
+      expect(local).toContain(t);
+    for (const t of JOB_TYPES.filter((x) => x.startsWith('datasets_'))) expect(local).toContain(t);
+    for (const t of JOB_TYPES.filter((x) => x.startsWith('model'))) expect(local).not.toContain(t);
+    expect(BUILTIN_EXECUTORS.bedrock!.jobTypes).toEqual(['model_inference_run']);
+    expect(BUILTIN_EXECUTORS.sagemaker!.jobTypes).toEqual(['model_training_run', 'models_deliver_model']);
+  });
+
+  it('names the built-in executors from the composition root only', () => {
+    expect(BUILTIN_EXECUTOR_NAMES).toEqual(Object.keys(BUILTIN_EXECUTORS));
+    expect(BUILTIN_EXECUTOR_NAMES).toEqual([
+      'local',
+      'emr-serverless',
+      'bedrock',
+      'openai-compatible',
+      'sagemaker',
+      'snowflake',
+    ]);
+  });
+});
+
+describe('the compiler holds a handler map to its declared list and the catalogue’s inputs', () => {
+  // These are checked by `npm run typecheck` (test/ is type-checked): each @ts-expect-error fails the
+  // typecheck if the line it marks ever compiles. The run-time part checks the map that compiles.
+  const DECLARED = ['datasets_sample', 'costs'] as const satisfies readonly JobType[];
+  type Declared = (typeof DECLARED)[number];
+
+  it('infers each handler’s input from the catalogue’s schema', () => {
+    expectTypeOf<InputOf<'datasets_sample'>>().toEqualTypeOf<z.output<typeof DatasetsSampleInput>>();
+    const seen: number[] = [];
+    const handlers = {
+      datasets_sample: async (job) => {
+        expectTypeOf(job.input.dataset_id).toEqualTypeOf<number>();
+        seen.push(job.input.dataset_id);
+        return {};
+      },
+      costs: async () => ({}),
+    } satisfies JobHandlers<Declared>;
+    expect(sorted(Object.keys(handlers))).toEqual(sorted(DECLARED));
+    return handlers
+      .datasets_sample(testJob('datasets_sample', { dataset_id: 7 }))
+      .then(() => expect(seen).toEqual([7]));
+  });
+
+  it('refuses a missing handler, an undeclared one, and a wrong input type', () => {
+    const missing = {
+      datasets_sample: async () => ({}),
+      // @ts-expect-error `costs` is declared but has no handler
+    } satisfies JobHandlers<Declared>;
+    const undeclared = {
+      datasets_sample: async () => ({}),
+      costs: async () => ({}),
+      // @ts-expect-error `forecast` is not in the declared list
+      forecast: async () => ({}),
+    } satisfies JobHandlers<Declared>;
+    const wrongInput = {
+      // @ts-expect-error the catalogue's dataset_id is a number
+      datasets_sample: async (job: JobHandle<{ dataset_id: string }>) => job.input.dataset_id,
+      costs: async () => ({}),
+    } satisfies JobHandlers<Declared>;
+    expect(Object.keys(missing)).toEqual(['datasets_sample']);
+    expect(Object.keys(undeclared)).toHaveLength(3);
+    expect(Object.keys(wrongInput)).toHaveLength(2);
+  });
+});
+
+describe('the composition root', () => {
+  it('is the only file under src/ that imports executors/', () => {
+    const root = join(import.meta.dirname, '..');
+    const files = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => /\.[cm]?[jt]s$/.test(f))
+      .map((f) => join(root, 'src', f));
+    expect(files.length).toBeGreaterThan(20);
+    const importing = files
+      .filter((f) => /(?:from|import)\s*\(?\s*['"](?:\.\.\/)+executors\//.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(root, f));
+    expect(importing).toEqual(['src/daemon/builtin-executors.ts']);
+  });
 });

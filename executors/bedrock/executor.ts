@@ -19,7 +19,6 @@ import {
   type ConverseCommandInput,
   type Message,
 } from '@aws-sdk/client-bedrock-runtime';
-import type { ModelInferenceRunInput } from '../../src/catalogue/models.ts';
 import { awsClientOptions, awsError, THROTTLED_RETRY_AFTER_MS } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
@@ -39,6 +38,7 @@ import {
   type StopKind,
 } from '../../src/executor/inference/index.ts';
 import type { BedrockConfig } from './config.ts';
+import type { BEDROCK_JOB_TYPES } from './index.ts';
 
 /** The forced tool's name when a model has no native structured output. */
 export const OUTPUT_TOOL = 'structured_output';
@@ -105,16 +105,16 @@ export function converseRequest(call: InferenceCall): ConverseCommandInput {
 
 export class BedrockExecutor implements Executor {
   readonly name = 'bedrock';
-  readonly handlers: JobHandlers = {
-    model_inference_run: (job: JobHandle<ModelInferenceRunInput>, ctx: ExecuteContext) =>
+  readonly handlers = {
+    model_inference_run: (job, ctx) =>
       runInference(job, ctx, {
         transport: this.#transport,
         models: this.config.models,
         limiter: this.#limiter,
         callTimeoutMs: this.config.requestTimeoutMs,
       }),
-  };
-  readonly jobTypes = Object.keys(this.handlers);
+  } satisfies JobHandlers<(typeof BEDROCK_JOB_TYPES)[number]>;
+  readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   readonly #client: BedrockRuntimeClient;
   readonly #limiter = new ModelLimiter();
   readonly #transport: InferenceTransport;

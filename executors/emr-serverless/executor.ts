@@ -35,10 +35,6 @@ import {
 } from '@aws-sdk/client-emr-serverless';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import type { DatasetsSampleInput } from '../../src/catalogue/datasets.ts';
-import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.ts';
-import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
-import type { BillingInput } from '../../src/catalogue/system.ts';
 import type { Checkpoint } from '../../src/contract/index.ts';
 import { parseJsonLossless } from '../../src/contract/json.ts';
 import { awsClientOptions, awsError, callSignal, withOutageBudget } from '../../src/executor/aws.ts';
@@ -53,6 +49,7 @@ import {
 } from '../../src/executor/index.ts';
 import { type RemotePhase, type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
 import type { EmrConfig } from './config.ts';
+import type { EMR_JOB_TYPES } from './index.ts';
 import { buildSpec, type JobSpec, RunnerError } from './spec.ts';
 
 // Moved to src/executor/aws.ts (every AWS executor classifies SDK errors the same way).
@@ -121,18 +118,14 @@ export class EmrServerlessExecutor implements Executor {
    * and the plan compiled for it).
    */
   readonly handlers = {
-    forecast: (job: JobHandle<ForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
-    'forecast-internal': (job: JobHandle<ForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
-    costs: (job: JobHandle<CostsInput>, ctx: ExecuteContext) => this.spark(job, ctx),
-    'nql-forecast': (job: JobHandle<NqlForecastInput>, ctx: ExecuteContext) => this.spark(job, ctx),
-    'materialize-view': (job: JobHandle<MaterializeViewInput>, ctx: ExecuteContext) => this.spark(job, ctx),
-    materialized_views_collect_access_rules_billing_data: (
-      job: JobHandle<BillingInput>,
-      ctx: ExecuteContext,
-    ) => this.spark(job, ctx),
-    datasets_sample: (job: JobHandle<z.infer<typeof DatasetsSampleInput>>, ctx: ExecuteContext) =>
-      this.spark(job, ctx),
-  } satisfies JobHandlers;
+    forecast: (job, ctx) => this.spark(job, ctx),
+    'forecast-internal': (job, ctx) => this.spark(job, ctx),
+    costs: (job, ctx) => this.spark(job, ctx),
+    'nql-forecast': (job, ctx) => this.spark(job, ctx),
+    'materialize-view': (job, ctx) => this.spark(job, ctx),
+    materialized_views_collect_access_rules_billing_data: (job, ctx) => this.spark(job, ctx),
+    datasets_sample: (job, ctx) => this.spark(job, ctx),
+  } satisfies JobHandlers<(typeof EMR_JOB_TYPES)[number]>;
   readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   private emr: EMRServerlessClient | undefined;
   private s3: S3Client | undefined;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
+import type { InputOf } from '../../src/catalogue/index.ts';
 import { type ExecuteContext, JobError, type JobHandle } from '../../src/executor/index.ts';
 import { findDataset, forgetDataset, registerDataset, requireDataset, tableExists } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
@@ -62,7 +63,7 @@ export async function singleStatement(
 
 export async function createTable(
   conn: DuckDBConnection,
-  job: JobHandle<{ dataset_id: number; compiled_sql: string }>,
+  job: JobHandle<InputOf<'datasets_create_table'>>,
   ctx: ExecuteContext,
 ): Promise<unknown> {
   const { signal } = ctx;
@@ -98,7 +99,7 @@ export async function createTable(
 
 export async function deleteTable(
   conn: DuckDBConnection,
-  job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
+  job: JobHandle<InputOf<'datasets_delete_table'>>,
   ctx: ExecuteContext,
 ): Promise<unknown> {
   const parts = job.input.external_id.split('.');
@@ -136,7 +137,7 @@ export async function deleteTable(
 
 export async function truncateTable(
   conn: DuckDBConnection,
-  job: JobHandle<{ dataset_id: number }>,
+  job: JobHandle<InputOf<'datasets_truncate_table'>>,
   ctx: ExecuteContext,
 ): Promise<unknown> {
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
@@ -156,7 +157,7 @@ export async function truncateTable(
 
 export async function executeDml(
   conn: DuckDBConnection,
-  job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
+  job: JobHandle<InputOf<'datasets_execute_dml'>>,
   ctx: ExecuteContext,
 ): Promise<unknown> {
   const ds = await requireDataset(conn, job.companyId, job.input.dataset_id);
@@ -193,7 +194,7 @@ export async function executeDml(
 
 export async function sample(
   conn: DuckDBConnection,
-  job: JobHandle<{ dataset_id: number; sample_size?: number }>,
+  job: JobHandle<InputOf<'datasets_sample'>>,
   config: LocalConfig,
   ctx: ExecuteContext,
 ): Promise<unknown> {

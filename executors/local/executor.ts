@@ -7,17 +7,6 @@
  * twice. A job's SQL writes only its own dataset (write-target.ts).
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { z } from 'zod';
-import type {
-  DatasetsCreateTableInput,
-  DatasetsDeleteTableInput,
-  DatasetsExecuteDmlInput,
-  DatasetsSampleInput,
-  DatasetsTruncateTableInput,
-} from '../../src/catalogue/datasets.ts';
-import type { CostsInput, ForecastInput } from '../../src/catalogue/forecasting.ts';
-import type { MaterializeViewInput, NqlForecastInput } from '../../src/catalogue/materialization.ts';
-import type { BillingInput } from '../../src/catalogue/system.ts';
 import {
   type ExecuteContext,
   type Executor,
@@ -28,9 +17,10 @@ import {
 import type { LocalConfig } from './config.ts';
 import { createTable, deleteTable, executeDml, sample, truncateTable } from './datasets.ts';
 import { estimate } from './forecast.ts';
+import type { LOCAL_JOB_TYPES } from './index.ts';
 import { materializeView } from './materialize.ts';
 import { billing, nqlForecast } from './query.ts';
-import { calculateColumnStats, type StatsInput } from './stats.ts';
+import { calculateColumnStats } from './stats.ts';
 import { seedDemoData } from './synthetic.ts';
 import { all, Warehouse } from './warehouse.ts';
 
@@ -40,42 +30,25 @@ type SqlJob<I> = (conn: DuckDBConnection, job: JobHandle<I>, ctx: ExecuteContext
 export class LocalExecutor implements Executor {
   readonly name = 'local';
   readonly config: LocalConfig;
-  /** One handler per job type, each on a connection of its own. */
+  /** One handler per declared job type (index.ts), each on a connection of its own. */
   readonly handlers = {
-    datasets_create_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsCreateTableInput>>, ctx) =>
-      createTable(conn, job, ctx),
-    ),
-    datasets_delete_table: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsDeleteTableInput>>, ctx) =>
-      deleteTable(conn, job, ctx),
-    ),
-    datasets_truncate_table: this.sql(
-      (conn, job: JobHandle<z.infer<typeof DatasetsTruncateTableInput>>, ctx) =>
-        truncateTable(conn, job, ctx),
-    ),
-    datasets_execute_dml: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsExecuteDmlInput>>, ctx) =>
-      executeDml(conn, job, ctx),
-    ),
-    datasets_sample: this.sql((conn, job: JobHandle<z.infer<typeof DatasetsSampleInput>>, ctx) =>
-      sample(conn, job, this.config, ctx),
-    ),
-    datasets_calculate_column_stats: this.sql((conn, job: JobHandle<StatsInput>, ctx) =>
+    datasets_create_table: this.sql((conn, job, ctx) => createTable(conn, job, ctx)),
+    datasets_delete_table: this.sql((conn, job, ctx) => deleteTable(conn, job, ctx)),
+    datasets_truncate_table: this.sql((conn, job, ctx) => truncateTable(conn, job, ctx)),
+    datasets_execute_dml: this.sql((conn, job, ctx) => executeDml(conn, job, ctx)),
+    datasets_sample: this.sql((conn, job, ctx) => sample(conn, job, this.config, ctx)),
+    datasets_calculate_column_stats: this.sql((conn, job, ctx) =>
       calculateColumnStats(conn, job, this.config, ctx),
     ),
-    'nql-forecast': this.sql((conn, job: JobHandle<NqlForecastInput>, ctx) =>
-      nqlForecast(conn, job, this.config, ctx.signal, ctx.log),
+    'nql-forecast': this.sql((conn, job, ctx) => nqlForecast(conn, job, this.config, ctx.signal, ctx.log)),
+    'materialize-view': this.sql((conn, job, ctx) => materializeView(conn, job, ctx, this.config)),
+    materialized_views_collect_access_rules_billing_data: this.sql((conn, job, ctx) =>
+      billing(conn, job, ctx.signal, ctx.log),
     ),
-    'materialize-view': this.sql((conn, job: JobHandle<MaterializeViewInput>, ctx) =>
-      materializeView(conn, job, ctx, this.config),
-    ),
-    materialized_views_collect_access_rules_billing_data: this.sql(
-      (conn, job: JobHandle<BillingInput>, ctx) => billing(conn, job, ctx.signal, ctx.log),
-    ),
-    forecast: this.sql((conn, job: JobHandle<ForecastInput>, ctx) => estimate(conn, job, 'sampled', ctx)),
-    'forecast-internal': this.sql((conn, job: JobHandle<ForecastInput>, ctx) =>
-      estimate(conn, job, 'exact', ctx),
-    ),
-    costs: this.sql((conn, job: JobHandle<CostsInput>, ctx) => estimate(conn, job, 'costs', ctx)),
-  } satisfies JobHandlers;
+    forecast: this.sql((conn, job, ctx) => estimate(conn, job, 'sampled', ctx)),
+    'forecast-internal': this.sql((conn, job, ctx) => estimate(conn, job, 'exact', ctx)),
+    costs: this.sql((conn, job, ctx) => estimate(conn, job, 'costs', ctx)),
+  } satisfies JobHandlers<(typeof LOCAL_JOB_TYPES)[number]>;
   readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   private warehouse: Warehouse | undefined;
   private opening: Promise<void> | undefined;

@@ -285,7 +285,7 @@ export async function materializeView(
       described.map((r) => [
         String(r.column_name),
         {
-          data_type: 'string',
+          data_type: 'string' as const,
           enabled_column_stats: {
             value_count: true,
             null_value_count: true,

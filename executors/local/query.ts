@@ -4,6 +4,7 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { StatementType } from '@duckdb/node-api';
+import type { InputOf } from '../../src/catalogue/index.ts';
 import { JobAbort, JobError, type JobHandle, type JobLogger } from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
 import { singleStatement, statementSummary } from './datasets.ts';
@@ -11,7 +12,7 @@ import { keepInterrupting, num, toJson } from './warehouse.ts';
 
 export async function nqlForecast(
   conn: DuckDBConnection,
-  job: JobHandle<{ compiled_sql: string }>,
+  job: JobHandle<InputOf<'nql-forecast'>>,
   config: LocalConfig,
   signal: AbortSignal,
   log?: JobLogger,
@@ -71,7 +72,7 @@ export async function nqlForecast(
 
 export async function billing(
   conn: DuckDBConnection,
-  job: JobHandle<{ dataset_id: number; compiled_query: string }>,
+  job: JobHandle<InputOf<'materialized_views_collect_access_rules_billing_data'>>,
   signal: AbortSignal,
   log?: JobLogger,
 ): Promise<unknown> {

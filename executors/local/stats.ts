@@ -15,7 +15,7 @@
  *   columns have no bounds (null), never a JavaScript object's string form.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ColumnStat } from '../../src/catalogue/datasets.ts';
+import type { InputOf } from '../../src/catalogue/index.ts';
 import {
   type Bound,
   type ColumnKind,
@@ -30,12 +30,6 @@ import { requireDataset } from './catalog.ts';
 import type { LocalConfig } from './config.ts';
 import { exactlyOnce } from './effects.ts';
 import { all, ident, literal, num, one, qualified, runSql } from './warehouse.ts';
-
-type Enabled = Partial<Record<ColumnStat, boolean>>;
-export interface StatsInput {
-  dataset_id: number;
-  enabled_column_stats: Record<string, { data_type: string; enabled_column_stats: Enabled }>;
-}
 
 /** A bound's aggregate as SQL whose JS value `typedBound` stores exactly (see the module's notes). */
 function boundSql(agg: 'min' | 'max', c: string, valid: string, kind: ColumnKind, type: string): string {
@@ -60,7 +54,7 @@ function boundSql(agg: 'min' | 'max', c: string, valid: string, kind: ColumnKind
 
 export async function calculateColumnStats(
   conn: DuckDBConnection,
-  job: JobHandle<StatsInput>,
+  job: JobHandle<InputOf<'datasets_calculate_column_stats'>>,
   config: LocalConfig,
   ctx: ExecuteContext,
   /** The part of the job's effect this write is (materialize-view records its statistics apart). */

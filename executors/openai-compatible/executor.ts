@@ -10,7 +10,6 @@
  * the failure is retryable and asks the control plane for a later retry (`retryAfterMs`).
  */
 import { z } from 'zod';
-import type { ModelInferenceRunInput } from '../../src/catalogue/models.ts';
 import { outageRetryAfterMs } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
@@ -30,6 +29,7 @@ import {
 } from '../../src/executor/inference/index.ts';
 import { retry } from '../../src/lib/retry.ts';
 import type { OpenAiCompatibleConfig } from './config.ts';
+import type { OPENAI_COMPATIBLE_JOB_TYPES } from './index.ts';
 
 export const OUTPUT_FUNCTION = 'structured_output';
 
@@ -196,16 +196,16 @@ export function modelServerError(err: unknown, attempt = 1): JobError {
 
 export class OpenAiCompatibleExecutor implements Executor {
   readonly name = 'openai-compatible';
-  readonly handlers: JobHandlers = {
-    model_inference_run: (job: JobHandle<ModelInferenceRunInput>, ctx: ExecuteContext) =>
+  readonly handlers = {
+    model_inference_run: (job, ctx) =>
       runInference(job, ctx, {
         transport: this.#transport,
         models: this.config.models,
         limiter: this.#limiter,
         callTimeoutMs: this.config.requestTimeoutMs,
       }),
-  };
-  readonly jobTypes = Object.keys(this.handlers);
+  } satisfies JobHandlers<(typeof OPENAI_COMPATIBLE_JOB_TYPES)[number]>;
+  readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   readonly config: OpenAiCompatibleConfig;
   readonly #limiter = new ModelLimiter();
   readonly #transport: InferenceTransport = {

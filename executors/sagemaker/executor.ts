@@ -5,7 +5,6 @@
  */
 import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
-import type { ModelsDeliverModelInput, ModelTrainingRunInput } from '../../src/catalogue/models.ts';
 import { awsClientOptions, withOutageBudget } from '../../src/executor/aws.ts';
 import {
   type ExecuteContext,
@@ -16,22 +15,23 @@ import {
 } from '../../src/executor/index.ts';
 import type { SageMakerConfig } from './config.ts';
 import { runDelivery } from './delivery.ts';
+import type { SAGEMAKER_JOB_TYPES } from './index.ts';
 import { runTraining } from './training.ts';
 
 export class SageMakerExecutor implements Executor {
   readonly name = 'sagemaker';
   readonly config: SageMakerConfig;
   readonly handlers = {
-    model_training_run: async (job: JobHandle<ModelTrainingRunInput>, ctx: ExecuteContext) => {
+    model_training_run: async (job, ctx) => {
       const { sagemaker, s3 } = await this.clients();
       return runTraining({ config: this.config, sagemaker, s3 }, job, ctx);
     },
-    models_deliver_model: async (job: JobHandle<ModelsDeliverModelInput>, ctx: ExecuteContext) => {
+    models_deliver_model: async (job, ctx) => {
       const { s3 } = await this.clients();
       this.hub ??= await import('@huggingface/hub');
       return runDelivery({ config: this.config, s3, hub: this.hub, ...this.hooks }, job, ctx);
     },
-  } satisfies JobHandlers;
+  } satisfies JobHandlers<(typeof SAGEMAKER_JOB_TYPES)[number]>;
   readonly jobTypes: readonly string[] = Object.keys(this.handlers);
   /** Test hooks passed to delivery (S3 reads of model files). */
   hooks: { onRead?: (key: string, start: number, end: number) => void } = {};

@@ -7,7 +7,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { jobTypesFor } from '../../src/catalogue/index.ts';
+import type { JobType } from '../../src/catalogue/index.ts';
 import { ConfigError, type Env, envInt, envPairs, parseEnvConfig } from '../../src/lib/config.ts';
 import { registerSecret } from '../../src/lib/secrets.ts';
 
@@ -23,7 +23,20 @@ const Pattern = z
     'expected an identifier pattern such as COMPANY_{company_id} (letters, digits, _, $ and placeholders)',
   );
 
-export const SNOWFLAKE_JOB_TYPES = jobTypesFor('snowflake');
+/**
+ * The job types this executor serves, declared once (here rather than in index.ts because the
+ * DPO_SNOWFLAKE_WAREHOUSES check below reads it, and index.ts imports this file): the module
+ * exports it as its `jobTypes`, and its handler map (executor.ts) is typed from it.
+ */
+export const SNOWFLAKE_JOB_TYPES = [
+  'datasets_create_table',
+  'datasets_delete_table',
+  'datasets_truncate_table',
+  'datasets_sample',
+  'datasets_calculate_column_stats',
+  'datasets_execute_dml',
+  'models_train_classifier',
+] as const satisfies readonly JobType[];
 
 export const SnowflakeEnv = z.object({
   /** Account identifier, `<org>-<account>` (or the legacy locator, e.g. `xy12345.eu-west-1`). */

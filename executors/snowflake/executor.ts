@@ -25,7 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { DatasetsCalculateColumnStatsInput } from '../../src/catalogue/datasets.ts';
+import type { InputOf } from '../../src/catalogue/index.ts';
 import type { ModelsTrainClassifierInput } from '../../src/catalogue/models.ts';
 import type { Checkpoint } from '../../src/contract/index.ts';
 import { finishColumnStats } from '../../src/executor/column-stats.ts';
@@ -40,9 +40,9 @@ import {
 import { type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
 import { retry } from '../../src/lib/retry.ts';
 import { abortable, type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
-import type { SnowflakeConfig } from './config.ts';
+import type { SNOWFLAKE_JOB_TYPES, SnowflakeConfig } from './config.ts';
 import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
-import { planHistograms, planStats, readHistograms, readStats, type StatsInput } from './stats.ts';
+import { planHistograms, planStats, readHistograms, readStats } from './stats.ts';
 
 /**
  * A query id as Snowflake hands it out (`01bfd516-0009-ae23-0000-4c390101d1aa`): the 8-4-4-4-12 hex
@@ -216,29 +216,14 @@ export class SnowflakeExecutor implements Executor {
   private setup: Promise<void> | undefined;
 
   readonly handlers = {
-    datasets_create_table: (
-      job: JobHandle<{ dataset_id: number; compiled_sql: string }>,
-      ctx: ExecuteContext,
-    ) => this.run(job, ctx, (r) => this.createTable(r, job)),
-    datasets_delete_table: (
-      job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
-      ctx: ExecuteContext,
-    ) => this.run(job, ctx, (r) => this.deleteTable(r, job)),
-    datasets_truncate_table: (job: JobHandle<{ dataset_id: number }>, ctx: ExecuteContext) =>
-      this.run(job, ctx, (r) => this.truncateTable(r, job)),
-    datasets_sample: (job: JobHandle<{ dataset_id: number; sample_size?: number }>, ctx: ExecuteContext) =>
-      this.run(job, ctx, (r) => this.sample(r, job)),
-    datasets_calculate_column_stats: (
-      job: JobHandle<DatasetsCalculateColumnStatsInput>,
-      ctx: ExecuteContext,
-    ) => this.run(job, ctx, (r) => this.columnStats(r, job)),
-    datasets_execute_dml: (
-      job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
-      ctx: ExecuteContext,
-    ) => this.run(job, ctx, (r) => this.executeDml(r, job)),
-    models_train_classifier: (job: JobHandle<ModelsTrainClassifierInput>, ctx: ExecuteContext) =>
-      this.run(job, ctx, (r) => this.trainClassifier(r, job)),
-  } satisfies JobHandlers;
+    datasets_create_table: (job, ctx) => this.run(job, ctx, (r) => this.createTable(r, job)),
+    datasets_delete_table: (job, ctx) => this.run(job, ctx, (r) => this.deleteTable(r, job)),
+    datasets_truncate_table: (job, ctx) => this.run(job, ctx, (r) => this.truncateTable(r, job)),
+    datasets_sample: (job, ctx) => this.run(job, ctx, (r) => this.sample(r, job)),
+    datasets_calculate_column_stats: (job, ctx) => this.run(job, ctx, (r) => this.columnStats(r, job)),
+    datasets_execute_dml: (job, ctx) => this.run(job, ctx, (r) => this.executeDml(r, job)),
+    models_train_classifier: (job, ctx) => this.run(job, ctx, (r) => this.trainClassifier(r, job)),
+  } satisfies JobHandlers<(typeof SNOWFLAKE_JOB_TYPES)[number]>;
   readonly jobTypes: readonly string[] = Object.keys(this.handlers);
 
   constructor(config: SnowflakeConfig, client: SnowflakeClient) {
@@ -311,7 +296,7 @@ export class SnowflakeExecutor implements Executor {
     return abortable(this.setup, r.ctx.signal);
   }
 
-  private async createTable(r: JobRun, job: JobHandle<{ dataset_id: number; compiled_sql: string }>) {
+  private async createTable(r: JobRun, job: JobHandle<InputOf<'datasets_create_table'>>) {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     const sql = idempotentCreate(job.input.compiled_sql, t);
     await r.step(
@@ -323,10 +308,7 @@ export class SnowflakeExecutor implements Executor {
     return { type: 'datasets_create_table' };
   }
 
-  private async deleteTable(
-    r: JobRun,
-    job: JobHandle<{ external_id: string; is_narrative_managed: boolean }>,
-  ) {
+  private async deleteTable(r: JobRun, job: JobHandle<InputOf<'datasets_delete_table'>>) {
     const t = this.names.companyTable(job.companyId, job.input.external_id, 'external_id');
     if (!job.input.is_narrative_managed && !this.config.allowDropUnmanaged) {
       throw new JobError(
@@ -339,13 +321,13 @@ export class SnowflakeExecutor implements Executor {
     return { type: 'datasets_delete_table' };
   }
 
-  private async truncateTable(r: JobRun, job: JobHandle<{ dataset_id: number }>) {
+  private async truncateTable(r: JobRun, job: JobHandle<InputOf<'datasets_truncate_table'>>) {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     await r.step('truncate', 'idempotent', `TRUNCATE TABLE ${qualified(t)}`);
     return { type: 'datasets_truncate_table' };
   }
 
-  private async sample(r: JobRun, job: JobHandle<{ dataset_id: number; sample_size?: number }>) {
+  private async sample(r: JobRun, job: JobHandle<InputOf<'datasets_sample'>>) {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     const size = Math.min(job.input.sample_size ?? this.config.sampleRows, this.config.maxSampleRows);
     const target = this.names.operator(sampleTable(job.input.dataset_id));
@@ -361,10 +343,10 @@ export class SnowflakeExecutor implements Executor {
     return { type: 'datasets_sample', rows, table: `${target.schema}.${target.table}` };
   }
 
-  private async columnStats(r: JobRun, job: JobHandle<DatasetsCalculateColumnStatsInput>) {
+  private async columnStats(r: JobRun, job: JobHandle<InputOf<'datasets_calculate_column_stats'>>) {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     const table = qualified(t);
-    const plan = planStats(job.input as StatsInput, table);
+    const plan = planStats(job.input, table);
     // Every named column must exist: a statistic that never reads its column (value_count is
     // COUNT(*)) would otherwise "succeed" on a name the table does not have. As the local executor.
     const described = await r.step(
@@ -429,10 +411,7 @@ export class SnowflakeExecutor implements Executor {
     return { type: 'datasets_calculate_column_stats', rows: total, columns };
   }
 
-  private async executeDml(
-    r: JobRun,
-    job: JobHandle<{ dataset_id: number; compiled_sql: string; nio_last_modified_at: string }>,
-  ) {
+  private async executeDml(r: JobRun, job: JobHandle<InputOf<'datasets_execute_dml'>>) {
     const t = this.names.dataset(job.companyId, job.input.dataset_id);
     const sql = checkedDml(job.input.compiled_sql, t);
     const res = await r.step('dml', 'dml', sql);

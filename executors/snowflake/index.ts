@@ -8,11 +8,11 @@ import {
   snowflakeConfigWarnings,
 } from './config.ts';
 
-export const snowflakeModule: ExecutorModule = {
+export const snowflakeModule: ExecutorModule<(typeof SNOWFLAKE_JOB_TYPES)[number]> = {
   name: 'snowflake',
   description:
     'Snowflake SQL (asynchronous statements) and SNOWFLAKE.ML.CLASSIFICATION, key-pair authentication',
-  // The catalogue's routing table, read without loading snowflake-sdk.
+  // Declared in config.ts, read without loading snowflake-sdk.
   jobTypes: SNOWFLAKE_JOB_TYPES,
   env: SnowflakeEnv,
   secretVars: SNOWFLAKE_SECRET_VARS,

@@ -11,6 +11,7 @@
  * non-null, non-NaN values of numeric columns; `histogram` equal-width buckets between the bounds.
  */
 import type { ColumnStat } from '../../src/catalogue/datasets.ts';
+import type { InputOf } from '../../src/catalogue/index.ts';
 import {
   type ColumnKind,
   isNumericKind,
@@ -21,10 +22,6 @@ import type { Bind } from './client.ts';
 import { ident } from './sql.ts';
 
 type Enabled = Partial<Record<ColumnStat, boolean>>;
-export interface StatsInput {
-  dataset_id: number;
-  enabled_column_stats: Record<string, { data_type: string; enabled_column_stats: Enabled }>;
-}
 
 interface Planned {
   column: string;
@@ -41,7 +38,7 @@ export interface StatsPlan {
   scan: string;
 }
 
-export function planStats(input: StatsInput, table: string): StatsPlan {
+export function planStats(input: InputOf<'datasets_calculate_column_stats'>, table: string): StatsPlan {
   const selects = ['COUNT(*) AS "TOTAL"'];
   const columns = Object.entries(input.enabled_column_stats).map(([column, spec], i) => {
     const kind = kindOfSqlType(spec.data_type);

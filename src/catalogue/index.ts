@@ -1,7 +1,9 @@
 /**
- * The job catalogue: input and result schemas of every job type the platform knows,
- * and the routing table type → executors. Schemas are strict about what executors rely
- * on and tolerate added fields (loose objects), so a newer control plane can add fields freely.
+ * The job catalogue: input and result schemas of every job type the platform knows. Which executor
+ * serves which type is not here: each executor declares its types (`executors/<name>/index.ts`) and
+ * the composition root (src/daemon/builtin-executors.ts) derives the routing from them. Schemas are
+ * strict about what executors rely on and tolerate added fields (loose objects), so a newer control
+ * plane can add fields freely.
  */
 import type { z } from 'zod';
 import * as D from './datasets.ts';
@@ -15,16 +17,6 @@ export * from './forecasting.ts';
 export * from './materialization.ts';
 export * from './models.ts';
 export * from './system.ts';
-
-export const EXECUTOR_NAMES = [
-  'emr-serverless',
-  'snowflake',
-  'bedrock',
-  'openai-compatible',
-  'sagemaker',
-  'local',
-] as const;
-export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
 
 export const JOB_TYPES = [
   'forecast',
@@ -52,140 +44,112 @@ export interface JobTypeSpec<I = unknown, R = unknown> {
   readonly result: z.ZodType<R>;
   /** Created by the control plane itself (forecast-internal, the billing job); refused from users. */
   readonly internal: boolean;
-  /** Executors that can serve this type (the routing table). */
-  readonly executors: readonly ExecutorName[];
   /** One line for people (CLI help, docs). */
   readonly summary: string;
 }
 
-const SPARK_SQL: readonly ExecutorName[] = ['emr-serverless', 'local'];
-const SNOWFLAKE_SQL: readonly ExecutorName[] = ['snowflake', 'local'];
-
-const spec = (
-  type: JobType,
-  input: z.ZodType,
-  result: z.ZodType,
-  executors: readonly ExecutorName[],
+/** A type's spec, keeping its schemas' own types (so {@link InputOf} can read them). */
+const spec = <T extends JobType, I extends z.ZodType, R extends z.ZodType>(
+  type: T,
+  input: I,
+  result: R,
   summary: string,
   internal = false,
-): JobTypeSpec => Object.freeze({ type, input, result, executors, summary, internal });
+) => Object.freeze({ type, input, result, summary, internal });
 
-export const catalogue: { readonly [T in JobType]: JobTypeSpec } = Object.freeze({
+export const catalogue = Object.freeze({
   forecast: spec(
     'forecast',
     F.ForecastInput,
     F.ForecastResult,
-    SPARK_SQL,
     'Estimate rows and cost of a subscription, sampled',
   ),
   'forecast-internal': spec(
     'forecast-internal',
     F.ForecastInput,
     F.ForecastResult,
-    SPARK_SQL,
     'Unsampled follow-up of a forecast',
     true,
   ),
-  costs: spec(
-    'costs',
-    F.CostsInput,
-    F.CostsResult,
-    SPARK_SQL,
-    'Scan cost of a subscription query, without sampling',
-  ),
-  'nql-forecast': spec(
-    'nql-forecast',
-    M.NqlForecastInput,
-    M.NqlForecastResult,
-    SPARK_SQL,
-    'Preview an NQL query',
-  ),
+  costs: spec('costs', F.CostsInput, F.CostsResult, 'Scan cost of a subscription query, without sampling'),
+  'nql-forecast': spec('nql-forecast', M.NqlForecastInput, M.NqlForecastResult, 'Preview an NQL query'),
   'materialize-view': spec(
     'materialize-view',
     M.MaterializeViewInput,
     M.MaterializeViewResult,
-    SPARK_SQL,
     'Refresh a materialized view dataset as a new snapshot',
   ),
   datasets_create_table: spec(
     'datasets_create_table',
     D.DatasetsCreateTableInput,
     D.DatasetsCreateTableResult,
-    SNOWFLAKE_SQL,
     'Create the table of a dataset',
   ),
   datasets_delete_table: spec(
     'datasets_delete_table',
     D.DatasetsDeleteTableInput,
     D.DatasetsDeleteTableResult,
-    SNOWFLAKE_SQL,
     'Drop the table of a dataset',
   ),
   datasets_truncate_table: spec(
     'datasets_truncate_table',
     D.DatasetsTruncateTableInput,
     D.DatasetsTruncateTableResult,
-    SNOWFLAKE_SQL,
     'Remove every row of a dataset, keeping its schema',
   ),
   datasets_sample: spec(
     'datasets_sample',
     D.DatasetsSampleInput,
     D.DatasetsSampleResult,
-    ['snowflake', 'emr-serverless', 'local'],
     'Store a small sample of a dataset for preview',
   ),
   datasets_calculate_column_stats: spec(
     'datasets_calculate_column_stats',
     D.DatasetsCalculateColumnStatsInput,
     D.DatasetsCalculateColumnStatsResult,
-    SNOWFLAKE_SQL,
     'Compute column statistics into the metrics store',
   ),
   datasets_execute_dml: spec(
     'datasets_execute_dml',
     D.DatasetsExecuteDmlInput,
     D.DatasetsExecuteDmlResult,
-    SNOWFLAKE_SQL,
     'Run an INSERT, UPDATE, DELETE or MERGE on a dataset',
   ),
   model_inference_run: spec(
     'model_inference_run',
     Mo.ModelInferenceRunInput,
     Mo.ModelInferenceRunResult,
-    ['bedrock', 'openai-compatible'],
     'LLM inference with structured output',
   ),
   model_training_run: spec(
     'model_training_run',
     Mo.ModelTrainingRunInput,
     Mo.ModelTrainingRunResult,
-    ['sagemaker'],
     'Fine-tune a model',
   ),
   models_train_classifier: spec(
     'models_train_classifier',
     Mo.ModelsTrainClassifierInput,
     Mo.ModelsTrainClassifierResult,
-    ['snowflake'],
     'Train a classifier in the warehouse',
   ),
   models_deliver_model: spec(
     'models_deliver_model',
     Mo.ModelsDeliverModelInput,
     Mo.ModelsDeliverModelResult,
-    ['sagemaker'],
     'Deliver a trained model to an external destination',
   ),
   materialized_views_collect_access_rules_billing_data: spec(
     'materialized_views_collect_access_rules_billing_data',
     S.BillingInput,
     S.BillingResult,
-    SPARK_SQL,
     'Collect access-rule billing data after a materialized view refresh',
     true,
   ),
-});
+}) satisfies { readonly [T in JobType]: JobTypeSpec & { readonly type: T } };
+
+/** A job type's input as its handler receives it: the output of the catalogue's input schema. */
+export type InputOf<T extends JobType> = z.output<(typeof catalogue)[T]['input']>;
 
 const TYPES: ReadonlySet<string> = new Set(JOB_TYPES);
 
@@ -195,11 +159,6 @@ export function isJobType(type: string): type is JobType {
 
 export function getJobType(type: string): JobTypeSpec | undefined {
   return isJobType(type) ? catalogue[type] : undefined;
-}
-
-/** The job types an executor serves, per the routing table. */
-export function jobTypesFor(executor: ExecutorName): readonly JobType[] {
-  return JOB_TYPES.filter((t) => catalogue[t].executors.includes(executor));
 }
 
 export interface Issue {

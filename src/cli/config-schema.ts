@@ -57,3 +57,44 @@ export function unknownVariableIssues(names: Iterable<string>, known = knownVari
   }
   return issues;
 }
+
+/** Every variable `run` reads: the daemon's and every built-in executor's. */
+export function daemonVariables(): Set<string> {
+  return new Set(
+    CONFIG_SECTIONS.filter((s) => s === CONFIG_SECTIONS[0] || s.executor !== undefined).flatMap((s) =>
+      Object.keys(s.env.shape),
+    ),
+  );
+}
+
+/** Variables only the control plane, `dev` or the jobs CLI read, with who reads them. */
+export function notDaemonVariables(): Map<string, string[]> {
+  const daemon = daemonVariables();
+  const out = new Map<string, string[]>();
+  for (const s of CONFIG_SECTIONS) {
+    for (const name of Object.keys(s.env.shape)) {
+      if (daemon.has(name)) continue;
+      out.set(name, [...(out.get(name) ?? []), s.name]);
+    }
+  }
+  return out;
+}
+
+/** What a value of a variable looks like before it is parsed: a number, true/false, or any text. */
+export function variableKind(schema: z.ZodType): 'number' | 'boolean' | 'string' {
+  const def = (schema as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType } }).def;
+  if (['default', 'optional', 'prefault', 'nullable', 'readonly'].includes(def.type) && def.innerType)
+    return variableKind(def.innerType);
+  if (def.type === 'pipe' && def.in) return variableKind(def.in);
+  if (def.type === 'number') return 'number';
+  if (def.type === 'enum') {
+    const values = Object.values(
+      (schema as unknown as { def: { entries: Record<string, string> } }).def.entries,
+    );
+    if (values.length === 2 && values.includes('true') && values.includes('false')) return 'boolean';
+  }
+  return 'string';
+}
+
+/** Whether a variable's value is a duration in milliseconds (its name ends in `_MS`). */
+export const isMillis = (name: string): boolean => /_MS$/.test(name);

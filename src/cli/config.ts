@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { BUILTIN_EXECUTORS } from '../daemon/builtin-executors.ts';
-import { DaemonEnv } from '../daemon/config.ts';
+import { DaemonEnv, loadDaemonConfig } from '../daemon/config.ts';
 import { buildRegistry } from '../daemon/registry.ts';
 import { ConfigError, type Env, mergeEnv, parseEnvConfig, readEnvFile } from '../lib/config.ts';
 import {
@@ -17,6 +17,7 @@ import {
   secretVariables,
   unknownVariableIssues,
 } from './config-schema.ts';
+import { unknownNameIssues } from './strict-env.ts';
 
 export interface CheckReport {
   errors: string[];
@@ -40,6 +41,8 @@ const PLACEHOLDERS: readonly RegExp[] = [
   /(^|[^a-z])example([^a-z]|$)|example(app|-)/i,
   /<[^>]+>/,
   /\b(change-?me|replace-?me|todo|xxxx+)\b/i,
+  // Snowflake's documented account identifier shape, as config/snowflake.env and the chart show it.
+  /\bmy-?(org|account|company|bucket|warehouse)\b|\bmyorg-myaccount\b/i,
 ];
 
 /**
@@ -65,20 +68,26 @@ function issuesOf(section: ConfigSection, env: Env): string[] {
 }
 
 /**
- * Validates a configuration: unknown variables (with a did-you-mean), the daemon's variables, the
- * control plane's when any is set, and each enabled built-in executor's (by building it, which runs
- * its own checks without touching the network). Files a secret points to need not exist here (they
- * are mounted at run time): that is a warning.
+ * Validates a configuration: the one function that decides, for `config check`, `config print` and (by
+ * the same parts) `run`. Unknown variables with a did-you-mean: every name the files set, and every
+ * `DPO_*` name of `env` (run's rule, src/cli/strict-env.ts); the daemon's variables as `run` loads them
+ * (loadDaemonConfig); the control plane's when any is set; and each enabled built-in executor's (by
+ * building it, which runs its own checks without touching the network). Files a secret points to
+ * need not exist here (they are mounted at run time): that is a warning.
  */
 export async function checkConfig(env: Env, fileVars: ReadonlySet<string>): Promise<CheckReport> {
   const known = knownVariables();
-  const errors: string[] = unknownVariableIssues(fileVars, known);
+  const errors: string[] = [...unknownVariableIssues(fileVars, known), ...unknownNameIssues(env)];
   const warnings: string[] = [];
   const placeholders: string[] = [];
-  const daemon = CONFIG_SECTIONS[0] as ConfigSection;
-  errors.push(...issuesOf(daemon, env));
-  if (!env.DPO_TOKEN && !env.DPO_TOKEN_FILE) {
-    errors.push('DPO_TOKEN_FILE: required (or DPO_TOKEN): the operator token for the control plane');
+  const tokenFile = env.DPO_TOKEN_FILE;
+  const tokenFileHere = !tokenFile || existsSync(tokenFile);
+  try {
+    loadDaemonConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // A token file that is not here is mounted at run time: the warning below says so.
+    errors.push(...err.issues.filter((i) => tokenFileHere || !i.startsWith('DPO_TOKEN_FILE: cannot read')));
   }
   for (const name of [
     'DPO_TOKEN_FILE',
@@ -219,21 +228,33 @@ export function registerConfigCommand(program: Command): void {
     .description('Check or show the configuration (env files and environment).');
   config
     .command('check')
-    .description('Validate env files; print every issue. Exit 0 when valid, 2 when not.')
-    .requiredOption('--env-file <file...>', 'env files to check (later files win)')
-    .option('--with-env', 'also apply the current environment, as `run` would')
-    .action(async (opts: { envFile: string[]; withEnv?: boolean }) => {
+    .description(
+      "Validate env files, or the environment (--with-env: a pod's, say); print every issue. Exit 0 when valid, 2 when not.",
+    )
+    .option('--env-file <file...>', 'env files to check (later files win)')
+    .option('--with-env', 'also apply the current environment, as `run` would (alone: check the environment)')
+    .action(async (opts: { envFile?: string[]; withEnv?: boolean }) => {
+      const files = opts.envFile ?? [];
+      if (files.length === 0 && !opts.withEnv) {
+        process.stderr.write('config check: give --env-file <file...>, --with-env, or both\n');
+        process.exit(2);
+      }
       let fileEnv: Record<string, string>;
       let fileVars: Set<string>;
       try {
-        ({ fileEnv, fileVars } = readFiles(opts.envFile));
+        ({ fileEnv, fileVars } = readFiles(files));
       } catch (err) {
         process.stderr.write(`${(err as Error).message}\n`);
         process.exit(2);
       }
-      const env = opts.withEnv ? mergeEnv(opts.envFile) : fileEnv;
-      const report = await checkConfig(env, fileVars);
-      const label = opts.envFile.join(' + ');
+      const env = opts.withEnv ? mergeEnv(files) : fileEnv;
+      // What the user gave: the files' names, and with --with-env the environment's own variables
+      // (a pod's come from its ConfigMap: a placeholder there is as wrong as in a file).
+      const given = new Set(fileVars);
+      if (opts.withEnv)
+        for (const name of Object.keys(process.env)) if (knownVariables().has(name)) given.add(name);
+      const report = await checkConfig(env, given);
+      const label = [...files, ...(opts.withEnv ? ['environment'] : [])].join(' + ');
       for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
       if (report.errors.length > 0) {
         process.stdout.write(`${label}: ${report.errors.length} issue(s)\n`);
@@ -247,7 +268,7 @@ export function registerConfigCommand(program: Command): void {
       }
       if (report.errors.length > 0 || report.placeholders.length > 0) process.exit(2);
       process.stdout.write(
-        `${label}: valid (${fileVars.size} variables; executors: ${report.executors.join(', ') || 'none'})\n`,
+        `${label}: valid (${given.size} variables; executors: ${report.executors.join(', ') || 'none'})\n`,
       );
     });
   config
@@ -258,7 +279,7 @@ export function registerConfigCommand(program: Command): void {
     .option('--env-file <file...>', 'env files to read (the environment wins)')
     .option('--json', 'machine-readable output')
     .option('--all', 'every section, not only the daemon, its enabled executors and what the files set')
-    .action((opts: { envFile?: string[]; json?: boolean; all?: boolean }) => {
+    .action(async (opts: { envFile?: string[]; json?: boolean; all?: boolean }) => {
       let env: Env;
       let fileVars: Set<string>;
       try {
@@ -268,18 +289,49 @@ export function registerConfigCommand(program: Command): void {
         process.stderr.write(`${(err as Error).message}\n`);
         process.exit(2);
       }
-      const rows = effectiveConfig(env, fileVars, opts.all === true);
+      const rows: Array<ReturnType<typeof effectiveConfig>[number] & { error?: string }> = effectiveConfig(
+        env,
+        fileVars,
+        opts.all === true,
+      );
+      // The same verdict as `config check` and `run`: an unknown name is a row marked as an error,
+      // never dropped, and so is a value they refuse.
+      const { errors } = await checkConfig(env, fileVars);
+      const secrets = secretVariables();
+      for (const issue of errors) {
+        const name = /^([A-Za-z_][A-Za-z0-9_]*): /.exec(issue)?.[1];
+        const row = name ? rows.find((r) => r.name === name) : undefined;
+        if (row) row.error = row.error ? `${row.error}; ${issue}` : issue;
+        else if (name && env[name] !== undefined && !knownVariables().has(name)) {
+          const raw = env[name] ?? '';
+          rows.push({
+            name,
+            value: secrets.has(name) || /TOKEN|SECRET|PASSWORD/.test(name) ? REDACTED : raw,
+            source: fileVars.has(name) ? 'file' : 'environment',
+            sections: [],
+            error: issue,
+          });
+        }
+      }
+      rows.sort((a, b) => a.name.localeCompare(b.name));
       if (opts.json) {
         process.stdout.write(
           `${JSON.stringify(Object.fromEntries(rows.map((r) => [r.name, r])), null, 2)}\n`,
         );
-        return;
+      } else {
+        const width = Math.max(...rows.map((r) => r.name.length));
+        for (const r of rows) {
+          const where = r.error ? `error: ${r.error}` : `${r.source}; ${r.sections.join(', ')}`;
+          process.stdout.write(
+            `${r.name.padEnd(width)} = ${r.value === '' ? '(unset)' : r.value}   # ${where}\n`,
+          );
+        }
       }
-      const width = Math.max(...rows.map((r) => r.name.length));
-      for (const r of rows) {
-        process.stdout.write(
-          `${r.name.padEnd(width)} = ${r.value === '' ? '(unset)' : r.value}   # ${r.source}; ${r.sections.join(', ')}\n`,
-        );
+      const unplaced = errors.filter((e) => !rows.some((r) => r.error?.includes(e)));
+      for (const e of unplaced) process.stderr.write(`error: ${e}\n`);
+      if (errors.length > 0) {
+        process.stderr.write(`${errors.length} issue(s): \`run\` would refuse this configuration\n`);
+        process.exit(2);
       }
     });
 }

@@ -10,12 +10,13 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
-import type { LocalExecutor } from '../../executors/local/executor.ts';
 import { validateInput } from '../catalogue/index.ts';
 import { UserClient } from '../client/user-client.ts';
 import { isTerminal, type Job, SubmitJobRequest } from '../contract/index.ts';
 import { parseJsonLossless } from '../contract/json.ts';
+import { FOLLOW_UP_TYPES, followUpsOf } from '../control-plane/follow-ups.ts';
 import { type RunningControlPlane, startControlPlane } from '../control-plane/server.ts';
+import type { LocalExecutor } from '../daemon/builtin-executors.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
 import type { Daemon } from '../daemon/daemon.ts';
 import type { OpsServer } from '../daemon/ops-server.ts';
@@ -238,16 +239,9 @@ export interface TrackedJob {
 
 const terminal = (j: Job) => isTerminal(j.state);
 
-const FOLLOW_UP_TYPES = ['forecast-internal', 'materialized_views_collect_access_rules_billing_data'];
-
-/** Follow-ups the control plane creates after a job completes (src/control-plane/follow-ups.ts). */
+/** Whether the control plane creates a follow-up of `j` (its own rules: follow-ups.ts). */
 function expectsFollowUp(j: Job): boolean {
-  if (j.state !== 'completed') return false;
-  if (j.type === 'materialize-view') return true;
-  return (
-    j.type === 'forecast' &&
-    (j.input as { schedule_unsampled_forecast?: boolean }).schedule_unsampled_forecast === true
-  );
+  return j.state === 'completed' && followUpsOf({ ...j, result: j.result ?? {} }, new Date(0)).length > 0;
 }
 
 /**

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadEmrConfig } from '../../executors/emr-serverless/config.ts';
+import { loadEmrConfig } from '../daemon/builtin-executors.ts';
 import { awsClientOptions, awsError, callSignal } from '../executor/aws.ts';
 import { ConfigError, mergeEnv, userPath } from '../lib/config.ts';
 

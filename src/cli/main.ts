@@ -8,6 +8,9 @@ import { Command } from 'commander';
 
 type Register = (program: Command) => void;
 
+/** The exit code of a usage error, in every command. */
+export const EXIT_USAGE = 2;
+
 const COMMANDS: Record<string, () => Promise<Register>> = {
   run: async () => (await import('./run.ts')).registerRunCommand,
   'control-plane': async () => (await import('./control-plane.ts')).registerControlPlaneCommand,
@@ -21,7 +24,10 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command('dataplane-operator')
     .description('Pulls jobs from a control-plane queue and runs them on the right engine.')
     .showHelpAfterError('(run with --help for usage)')
-    .version(process.env.npm_package_version ?? '0.1.0');
+    .version(process.env.npm_package_version ?? '0.1.0')
+    // Usage errors (an unknown command or option, a missing argument) exit 2 in every command, as in
+    // `jobs`; 1 is a crash. Help and --version exit 0. Commands registered below inherit this.
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : EXIT_USAGE));
   // The first word that is not an option names the command; without one (help, a typo) all load.
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
   const names = sub !== undefined && sub in COMMANDS ? [sub] : Object.keys(COMMANDS);

@@ -6,7 +6,6 @@
  */
 import type { Command } from 'commander';
 import { explainFailure } from '../client/explain.ts';
-import { describeError } from '../client/transport.ts';
 import { loadDaemonConfig } from '../daemon/config.ts';
 import { ConfigError, mergeEnv } from '../lib/config.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -69,7 +68,7 @@ export function registerRunCommand(program: Command): void {
       process.on('SIGINT', onSignal);
       // Nothing a job carries may end the process silently: log, release what we can, exit 1.
       const crash = (err: unknown) => {
-        log.fatal({ err: describeError(err) }, 'uncaught error: releasing jobs and exiting');
+        log.fatal({ err }, 'uncaught error: releasing jobs and exiting');
         void daemon.force().finally(() => process.exit(1));
       };
       process.on('uncaughtException', crash);
@@ -80,7 +79,7 @@ export function registerRunCommand(program: Command): void {
       } catch (err) {
         // An executor that cannot open its backend (a DuckDB file another process holds, …): say why
         // on stderr, hold nothing, exit 1.
-        log.fatal({ err: describeError(err) }, 'could not start');
+        log.fatal({ err }, 'could not start');
         log.flush();
         process.stderr.write(`dataplane-operator: could not start: ${(err as Error).message}\n`);
         await daemon.force().catch(() => undefined);

@@ -10,20 +10,28 @@
 import { ConfigError, type Env, mergeEnv, readEnvFile } from '../lib/config.ts';
 import { unknownVariableIssues } from './config-schema.ts';
 
+/**
+ * The one rule for names, which `run`, `config check` and `config print` share: every `DPO_*` name,
+ * from the environment or a file, must be one the product reads. (`config check` is stricter about
+ * its files' other names too: see checkConfig.)
+ */
+export function unknownNameIssues(env: Env): string[] {
+  return unknownVariableIssues(Object.keys(env).filter((n) => n.startsWith('DPO_') && env[n] !== undefined));
+}
+
 /** Throws a ConfigError naming every unreadable env file, or else every unknown `DPO_*` variable. */
 export function refuseUnknownVariables(files: readonly string[], env: Env = process.env): void {
-  const names = new Set<string>();
   const unreadable: string[] = [];
+  const merged: Record<string, string | undefined> = {};
   for (const file of files) {
     try {
-      for (const name of Object.keys(readEnvFile(file))) names.add(name);
+      Object.assign(merged, readEnvFile(file));
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       unreadable.push(...err.issues);
     }
   }
   if (unreadable.length > 0) throw new ConfigError(unreadable);
-  for (const name of Object.keys(mergeEnv([], env))) names.add(name);
-  const issues = unknownVariableIssues([...names].filter((n) => n.startsWith('DPO_')));
+  const issues = unknownNameIssues({ ...merged, ...mergeEnv([], env) });
   if (issues.length > 0) throw new ConfigError(issues);
 }

@@ -10,8 +10,14 @@
  * Idempotency keys derived from the parent make a forced re-run of the parent never enqueue a
  * second follow-up. The store submits what this returns inside the parent's completion.
  */
-import { compiledTableName } from '../catalogue/index.ts';
+import { compiledTableName, type JobType } from '../catalogue/index.ts';
 import type { Job, SubmitJobRequest } from '../contract/index.ts';
+
+/** The types of the jobs {@link followUpsOf} creates (`dev` lists them to find follow-ups). */
+export const FOLLOW_UP_TYPES: readonly JobType[] = [
+  'forecast-internal',
+  'materialized_views_collect_access_rules_billing_data',
+];
 
 /** The submissions a job's completion causes (usually none). */
 export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {

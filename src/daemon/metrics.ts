@@ -3,7 +3,6 @@
  * one process in tests). Labels are low-cardinality only: job type, executor name, outcome, path, and
  * a failure code bounded by MAX_FAILURE_CODES.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { packageVersion } from '../lib/version.ts';
 
@@ -16,51 +15,72 @@ import { packageVersion } from '../lib/version.ts';
  */
 const LAG_RESOLUTION_MS = 1_000;
 const LAG_BUSY_RESOLUTION_MS = 20;
+const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /**
- * Event-loop lag as an operator reads it: Node's delay histogram measures each sampling timer from
- * when it was armed, so it includes the sampling interval itself (an idle loop reads the
- * resolution, ~1 s at prom-client's default). This subtracts it, so an idle daemon reads near zero
- * and a blocked loop reads how long it was late. Quantiles since the previous scrape: of the dense
- * samples when there were some (the daemon held jobs), else of the sparse ones; the maximum of both.
+ * Event-loop lag as an operator reads it, as a Prometheus histogram: each sample is one timer armed
+ * for the sampling interval, and its lag is how late it fired beyond that interval (an idle loop reads
+ * ~0, a loop blocked for 300 ms reads ~0.3 s). Every sample is measured from its own timer's arming,
+ * so switching between the idle and the busy interval never counts the idle time as lag: Node's
+ * delay histogram, disabled between busy phases and enabled again, measured its first sample from
+ * the timestamp it kept (it read 50 s after an idle spell). `dpo_event_loop_lag_max_seconds` is the
+ * largest sample since the previous scrape. The timer is unref'd: it never keeps a process alive.
  */
 function eventLoopLag(registers: Registry[], idleMs: number, busyMs: number) {
-  const sparse = monitorEventLoopDelay({ resolution: idleMs });
-  sparse.enable();
-  const dense = monitorEventLoopDelay({ resolution: busyMs });
-  let denseOn = false;
-  const lag = (ns: number, resolutionMs: number) => Math.max(0, ns / 1e9 - resolutionMs / 1e3);
-  const gauge = new Gauge({
+  const histogram = new Histogram({
     name: 'dpo_event_loop_lag_seconds',
-    help: `Event-loop lag beyond the sampling interval (${busyMs} ms while jobs are held, else ${idleMs} ms), since the previous scrape`,
-    labelNames: ['quantile'] as const,
+    help: `Event-loop lag: how late a sampling timer fired beyond its interval (${busyMs} ms while jobs are held, else ${idleMs} ms)`,
+    buckets: LAG_BUCKETS,
+    registers,
+  });
+  let max = 0;
+  new Gauge({
+    name: 'dpo_event_loop_lag_max_seconds',
+    help: 'The largest event-loop lag sample since the previous scrape',
     registers,
     collect() {
-      const [h, ms] = dense.count > 0 ? [dense, busyMs] : [sparse, idleMs];
-      if (h.count === 0) return;
-      this.set({ quantile: '0.5' }, lag(h.percentile(50), ms));
-      this.set({ quantile: '0.99' }, lag(h.percentile(99), ms));
-      const maxSparse = sparse.count > 0 ? lag(sparse.max, idleMs) : 0;
-      const maxDense = dense.count > 0 ? lag(dense.max, busyMs) : 0;
-      this.set({ quantile: '1' }, Math.max(maxSparse, maxDense));
-      sparse.reset();
-      dense.reset();
+      this.set(max);
+      max = 0;
     },
   });
+  let busy = false;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    const interval = busy ? busyMs : idleMs;
+    const armedAt = performance.now();
+    timer = setTimeout(() => {
+      const lag = Math.max(0, (performance.now() - armedAt - interval) / 1000);
+      histogram.observe(lag);
+      if (lag > max) max = lag;
+      arm();
+    }, interval);
+    timer.unref();
+  };
+  arm();
   return {
-    gauge,
-    /** Dense sampling while the daemon holds jobs, sparse otherwise. */
-    setBusy(busy: boolean): void {
-      if (busy === denseOn) return;
-      denseOn = busy;
-      if (busy) dense.enable();
-      else dense.disable();
+    histogram,
+    /** Dense sampling while the daemon holds jobs, sparse otherwise (the pending sample is re-armed). */
+    setBusy(next: boolean): void {
+      if (next === busy) return;
+      busy = next;
+      clearTimeout(timer);
+      arm();
     },
     get dense(): boolean {
-      return denseOn;
+      return busy;
+    },
+    stop(): void {
+      clearTimeout(timer);
     },
   };
 }
+
+/**
+ * prom-client's default event-loop series (`*_nodejs_eventloop_lag_*`) come from Node's delay
+ * histogram, whose samples include its own sampling interval: an idle process reads the interval
+ * (1 s here) as lag. They are not exported; dpo_event_loop_lag_seconds is the true reading.
+ */
+const UNTRUE_DEFAULT_SERIES = /^dpo_nodejs_eventloop_lag_/;
 
 /**
  * The `code` label of dpo_job_failures_total stays bounded: a failure code is UPPER_SNAKE_CASE by
@@ -91,10 +111,10 @@ export function createMetrics(
     collectDefaultMetrics({
       register: registry,
       prefix: 'dpo_',
-      // Node's own lag histogram includes its sampling interval; the lag worth reading is
-      // dpo_event_loop_lag_seconds.
       eventLoopMonitoringPrecision: LAG_RESOLUTION_MS,
     });
+  for (const m of registry.getMetricsAsArray())
+    if (UNTRUE_DEFAULT_SERIES.test(m.name)) registry.removeSingleMetric(m.name);
   const registers = [registry];
   const lagMonitor =
     options.defaultMetrics !== false

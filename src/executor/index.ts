@@ -3,6 +3,7 @@
  * Executors never import the daemon; the daemon builds a registry of them once at startup.
  */
 import type { z } from 'zod';
+import type { InputOf, JobType } from '../catalogue/index.ts';
 import type { Checkpoint, Progress } from '../contract/index.ts';
 
 /** Why the daemon aborted a job's signal. */
@@ -135,15 +136,23 @@ export interface Executor {
 export type JobHandler<I = never> = (job: JobHandle<I>, ctx: ExecuteContext) => Promise<unknown>;
 
 /**
- * One handler per job type, the way an executor says what it serves: its `jobTypes` are the keys,
- * never a list kept by hand beside them.
+ * One handler per job type of `Types` (an executor's declared list, `executors/<name>/index.ts`),
+ * each taking its type's input as the catalogue's schema outputs it. Write an executor's map as
+ * `{ ... } satisfies JobHandlers<(typeof MY_JOB_TYPES)[number]>`: the compiler then refuses a
+ * missing handler, a handler for a type not in the list, and a handler whose input does not match.
  */
-// biome-ignore lint/suspicious/noExplicitAny: each handler names its own input type
-export type JobHandlers = Readonly<Record<string, JobHandler<any>>>;
+export type JobHandlers<Types extends JobType = JobType> = {
+  readonly [T in Types]: JobHandler<InputOf<T>>;
+};
 
 /** Runs `job` on its handler; a type without one fails, not retryably (the registry prevents it). */
-export function runHandler(handlers: JobHandlers, job: JobHandle, ctx: ExecuteContext): Promise<unknown> {
-  const handler = Object.hasOwn(handlers, job.type) ? handlers[job.type] : undefined;
+export function runHandler<T extends JobType>(
+  handlers: JobHandlers<T>,
+  job: JobHandle,
+  ctx: ExecuteContext,
+): Promise<unknown> {
+  const byType: Readonly<Record<string, JobHandler | undefined>> = handlers;
+  const handler = Object.hasOwn(handlers, job.type) ? byType[job.type] : undefined;
   if (handler === undefined) {
     return Promise.reject(
       new JobError('UNKNOWN_JOB_TYPE', `this executor has no handler for '${job.type}'`, {
@@ -164,13 +173,16 @@ export type ExecutorFactory = (
  * its factory plus the description of its configuration, which `config check` and `config print`
  * read without starting anything.
  */
-export interface ExecutorModule {
+export interface ExecutorModule<Types extends JobType = JobType> {
   /** The name in DPO_EXECUTORS, e.g. `local`, `emr-serverless`. */
   readonly name: string;
   /** One line for humans (`config print`, docs). */
   readonly description: string;
-  /** The job types the executor serves (the same list its instances report). */
-  readonly jobTypes: readonly string[];
+  /**
+   * The job types the executor serves, declared once, in its `index.ts` (its handler map is typed
+   * from this list, and its instances report the same). The routing is derived from these lists.
+   */
+  readonly jobTypes: readonly Types[];
   /**
    * Every environment variable the executor reads, as a zod object whose keys are the variable
    * names (parse it with `parseEnvConfig` from `src/lib/config.ts`). Variables the AWS SDK reads on

@@ -67,9 +67,16 @@ export function parseEnvConfig<S extends z.ZodObject>(schema: S, env: Env): Read
     throw new ConfigError(
       r.error.issues.map((i) => {
         const name = i.path.length ? i.path.join('.') : '(config)';
-        const missing =
-          i.code === 'invalid_type' && i.path.length === 1 && input[String(i.path[0])] === undefined;
-        return `${name}: ${missing ? 'required' : i.message}`;
+        const given = i.path.length === 1 ? input[String(i.path[0])] : undefined;
+        const missing = i.code === 'invalid_type' && i.path.length === 1 && given === undefined;
+        if (missing) return `${name}: required`;
+        // z.coerce.number() says "expected number, received NaN" of `2s`: say what a number here is.
+        if (i.code === 'invalid_type' && i.expected === 'number' && given !== undefined) {
+          return /_MS$/.test(name)
+            ? `${name}: expected milliseconds, e.g. 2000, got '${given}'`
+            : `${name}: expected a whole number, got '${given}'`;
+        }
+        return `${name}: ${i.message}`;
       }),
     );
   }

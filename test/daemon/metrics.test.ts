@@ -1,65 +1,99 @@
-/** The daemon's event-loop lag metric reads what an operator means by lag. */
+/**
+ * The daemon's event-loop lag, read by a scrape as Prometheus would: a histogram (not a gauge with
+ * quantile labels) of how late each sampling timer fired, which reads ~0 for an idle loop, the length
+ * of a block when the loop is blocked, and never counts idle spells between busy phases as lag. The
+ * default `nodejs_eventloop_lag_*` series, which read the sampling interval (1 s) when idle, are not
+ * exported.
+ */
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/daemon/metrics.ts';
 import { waitFor } from '../helpers.ts';
 
-function lagOf(text: string, quantile: string): number {
-  const m = new RegExp(`^dpo_event_loop_lag_seconds\\{quantile="${quantile}"\\} (\\S+)$`, 'm').exec(text);
-  if (!m) throw new Error(`no dpo_event_loop_lag_seconds{quantile="${quantile}"} in the metrics`);
-  return Number(m[1]);
+/** `dpo_event_loop_lag_seconds_count`, `_sum` and the bucket `le` counts of one scrape. */
+function lag(text: string) {
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+  return {
+    count: num(/^dpo_event_loop_lag_seconds_count (\S+)$/m),
+    sum: num(/^dpo_event_loop_lag_seconds_sum (\S+)$/m),
+    atMost: (le: string) =>
+      num(new RegExp(`^dpo_event_loop_lag_seconds_bucket\\{le="${le}"\\} (\\S+)$`, 'm')),
+    max: num(/^dpo_event_loop_lag_max_seconds (\S+)$/m),
+  };
+}
+
+function block(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // block the event loop
+  }
 }
 
 describe('event-loop lag', () => {
-  it('reads near zero for an idle loop (not the sampling interval), and the length of a block', async () => {
-    // Sampled every 20 ms here, to see the correction quickly (the daemon samples once a second).
+  it('is a histogram; an idle loop reads ~0, a blocked one the length of the block', async () => {
     const metrics = createMetrics({ lagResolutionMs: 20 });
-    // Let a few samples accumulate (each sampling timer fires every 20 ms).
-    let scraped = '';
-    await waitFor(
-      async () => {
-        scraped = await metrics.registry.metrics();
-        return /dpo_event_loop_lag_seconds\{quantile="0.5"\}/.test(scraped);
-      },
-      { intervalMs: 50 },
-    );
-    // The sampling interval is 20 ms: the uncorrected median of an idle loop reads about that.
-    expect(lagOf(scraped, '0.5')).toBeLessThan(0.01);
-    // A scrape resets the histogram, and the first sample after a reset only re-arms it.
-    await new Promise((r) => setTimeout(r, 30));
-    const blockedFor = 60;
-    const until = performance.now() + blockedFor;
-    while (performance.now() < until) {
-      // block the event loop
+    try {
+      await waitFor(async () => lag(await metrics.registry.metrics()).count >= 5, { intervalMs: 20 });
+      const idle = await metrics.registry.metrics();
+      expect(idle).toMatch(/^# TYPE dpo_event_loop_lag_seconds histogram$/m);
+      expect(idle).not.toMatch(/quantile=/);
+      // Samples of an idle loop: well under the 1 s the default series read when idle (a loaded test
+      // machine may delay a timer by tens of milliseconds).
+      expect(lag(idle).atMost('0.5')).toBe(lag(idle).count);
+      const before = lag(idle).count;
+      block(300);
+      // The scrape that first sees the late sample also reads its maximum (a scrape resets it).
+      let text = '';
+      await waitFor(
+        async () => {
+          text = await metrics.registry.metrics();
+          return lag(text).count > before;
+        },
+        { intervalMs: 10 },
+      );
+      const after = lag(text);
+      expect(after.count - after.atMost('0.25')).toBeGreaterThanOrEqual(1);
+      expect(after.max).toBeGreaterThanOrEqual(0.25);
+    } finally {
+      metrics.eventLoopLag?.stop();
     }
-    await new Promise((r) => setTimeout(r, 30));
-    const after = await metrics.registry.metrics();
-    // At least the block less one sampling interval (a block that starts just after a sample).
-    expect(lagOf(after, '1')).toBeGreaterThanOrEqual((blockedFor - 20 - 5) / 1000);
-    expect(after).toMatch(/dpo_nodejs_eventloop_lag_p50_seconds/);
   });
 
-  it('samples every 20 ms while the daemon holds jobs (a short block is seen), once a second otherwise', async () => {
-    const metrics = createMetrics(); // the daemon's defaults: 1 s idle, 20 ms busy
-    expect(metrics.eventLoopLag?.dense).toBe(false);
-    metrics.held.set(2);
-    expect(metrics.eventLoopLag?.dense).toBe(true);
-    // Let dense samples accumulate, then scrape (which resets the histograms).
-    await waitFor(
-      async () => /dpo_event_loop_lag_seconds\{quantile="0.5"\}/.test(await metrics.registry.metrics()),
-      {
-        intervalMs: 50,
-      },
-    );
-    await new Promise((r) => setTimeout(r, 30));
-    const blockedFor = 60;
-    const until = performance.now() + blockedFor;
-    while (performance.now() < until) {
-      // block the event loop
+  it('idle spells between busy phases are not lag (switching the interval keeps no stale timestamp)', async () => {
+    // Idle every 200 ms, busy every 5 ms: the old histogram, disabled between busy phases and enabled
+    // again, measured its first busy sample from the previous phase and read the idle spell as lag.
+    const metrics = createMetrics({ lagResolutionMs: 200, lagBusyResolutionMs: 5 });
+    try {
+      for (let phase = 0; phase < 3; phase++) {
+        metrics.held.set(1);
+        expect(metrics.eventLoopLag?.dense).toBe(true);
+        let seen = lag(await metrics.registry.metrics()).count;
+        await waitFor(async () => lag(await metrics.registry.metrics()).count >= seen + 5, { intervalMs: 5 });
+        metrics.held.set(0);
+        // Idle long enough for two sparse samples (~400 ms), waited for by condition, not by a sleep.
+        seen = lag(await metrics.registry.metrics()).count;
+        await waitFor(async () => lag(await metrics.registry.metrics()).count >= seen + 2, {
+          intervalMs: 50,
+        });
+      }
+      const text = await metrics.registry.metrics();
+      const l = lag(text);
+      // Every sample under 0.5 s late: the idle spells (~600 ms each) were never counted. (A loaded
+      // machine may delay a timer by tens of milliseconds; not by an idle spell.)
+      expect(l.count).toBeGreaterThan(20);
+      expect(l.atMost('0.5')).toBe(l.count);
+    } finally {
+      metrics.eventLoopLag?.stop();
     }
-    await new Promise((r) => setTimeout(r, 30));
-    // Sampled once a second only, a 60 ms block would be seen about one time in seventeen.
-    expect(lagOf(await metrics.registry.metrics(), '1')).toBeGreaterThanOrEqual((blockedFor - 20 - 5) / 1000);
-    metrics.held.set(0);
-    expect(metrics.eventLoopLag?.dense).toBe(false);
+  });
+
+  it('does not export the default nodejs_eventloop_lag series (they read the 1 s interval when idle)', async () => {
+    const metrics = createMetrics();
+    try {
+      const text = await metrics.registry.metrics();
+      expect(text).not.toMatch(/nodejs_eventloop_lag/);
+      expect(text).toMatch(/dpo_nodejs_heap_size_used_bytes/);
+    } finally {
+      metrics.eventLoopLag?.stop();
+    }
   });
 });

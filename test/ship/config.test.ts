@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { knownVariables } from '../../src/cli/config-schema.ts';
+import { BUILTIN_EXECUTORS } from '../../src/daemon/builtin-executors.ts';
 import { runCli } from '../support/processes.ts';
 
 const CONFIG = join(import.meta.dirname, '..', '..', 'config');
@@ -37,6 +38,7 @@ function filledIn(content: string): string {
     .replaceAll('control-plane.example.com', 'jobs.acme.internal')
     .replaceAll('00fexampleapp01', '00fq1w2e3r4t5y6')
     .replaceAll('example-dataplane-bucket', 'acme-dataplane')
+    .replaceAll('myorg-myaccount', 'acme-prod')
     .replace(/\bdp-([a-z]+)-example\b/g, 'dp-$1-prod');
 }
 
@@ -187,6 +189,8 @@ describe('dataplane-operator config', () => {
     const secret = 'tok-3c1f9a77e2b54e0d9f00aa11';
     const r = await cli(['config', 'print', '--env-file', join(CONFIG, 'aws.env')], {
       DPO_TOKEN: secret,
+      // The file's DPO_TOKEN_FILE unset: `run` refuses a token and a token file together.
+      DPO_TOKEN_FILE: '',
       AWS_SECRET_ACCESS_KEY: 'aws-secret-9f8e7d',
       DPO_CONCURRENCY: '7',
     });
@@ -252,5 +256,116 @@ describe('run, dev and control-plane refuse their configuration at startup', () 
       expect(r.status, `${cmd}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(/--env-file no-such\.env: no such file/);
     }
+  });
+});
+
+describe('config check, config print and run agree (one function decides)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dpo-agree-'));
+  const token = join(dir, 'operator.token');
+  writeFileSync(token, 'tok-agree-5b1e0c9d7a2f\n');
+  /** A valid local configuration in the environment, as a pod has it from its ConfigMap. */
+  const base = {
+    DPO_CONTROL_PLANE_URL: 'http://127.0.0.1:9',
+    DPO_DATA_PLANE_ID: 'dp-agree',
+    DPO_EXECUTORS: 'local',
+    DPO_TOKEN_FILE: token,
+    DPO_DATA_DIR: dir,
+    DPO_METRICS_LISTEN: 'off',
+  };
+
+  it('check --with-env, without --env-file, checks the environment alone: valid', async () => {
+    const r = await cli(['config', 'check', '--with-env'], base);
+    expect(r.out).toMatch(/^environment: valid/m);
+    expect(r.code).toBe(0);
+  });
+
+  it.each([
+    [
+      'an unknown DPO_ name in the environment',
+      { DPO_LOG_LEVL: 'x' },
+      /DPO_LOG_LEVL: not a variable of dataplane-operator \(did you mean DPO_LOG_LEVEL\?\)/,
+    ],
+    [
+      'a duration with a unit',
+      { DPO_POLL_WAIT_MS: '2s' },
+      /DPO_POLL_WAIT_MS: expected milliseconds, e\.g\. 2000, got '2s'/,
+    ],
+    [
+      'a count that is not a number',
+      { DPO_CONCURRENCY: 'lots' },
+      /DPO_CONCURRENCY: expected a whole number, got 'lots'/,
+    ],
+    [
+      'a token and a token file',
+      { DPO_TOKEN: 'tok-inline-77aa0b' },
+      /DPO_TOKEN, DPO_TOKEN_FILE: set one, not both/,
+    ],
+    ['an executor that is not built in', { DPO_EXECUTORS: 'lokal' }, /lokal/],
+  ])('%s: check says so and exits 2, and run exits 2 with the same message', async (_what, over, message) => {
+    const env = { ...base, ...over };
+    const check = await cli(['config', 'check', '--with-env'], env);
+    expect(check.code).toBe(2);
+    expect(check.out).toMatch(message);
+    const run = await cli(['run'], env);
+    expect(run.code).toBe(2);
+    expect(run.err).toMatch(message);
+  });
+
+  it('print shows an unknown variable as an error row (never drops it) and exits 2', async () => {
+    const file = envFile('typo.env', 'DPO_CONCURENCY=10\n');
+    const r = await cli(['config', 'print', '--env-file', file], { ...base, DPO_POLL_WAIT_MS: '2s' });
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(
+      /^DPO_CONCURENCY\s+= 10\s+# error: DPO_CONCURENCY: not a variable of dataplane-operator \(did you mean DPO_CONCURRENCY\?\)/m,
+    );
+    expect(r.out).toMatch(/^DPO_POLL_WAIT_MS\s+= 2s\s+# error: .*expected milliseconds, e\.g\. 2000/m);
+    expect(r.err).toMatch(/2 issue\(s\): `run` would refuse this configuration/);
+    const json = await cli(['config', 'print', '--json', '--env-file', file], base);
+    expect(JSON.parse(json.out).DPO_CONCURENCY.error).toMatch(/did you mean DPO_CONCURRENCY/);
+  });
+
+  it('check with neither --env-file nor --with-env is a usage error (exit 2)', async () => {
+    const r = await cli(['config', 'check'], base);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/give --env-file <file\.\.\.>, --with-env, or both/);
+  });
+});
+
+describe('placeholders in every profile', () => {
+  it.each([
+    ['aws.env', ['DPO_CONTROL_PLANE_URL', 'DPO_DATA_PLANE_ID', 'DPO_EMR_EXECUTION_ROLE_ARN']],
+    ['snowflake.env', ['DPO_CONTROL_PLANE_URL', 'DPO_DATA_PLANE_ID', 'DPO_SNOWFLAKE_ACCOUNT']],
+  ])('%s as shipped: each placeholder named, Snowflake’s myorg-myaccount too', async (f, names) => {
+    const r = await cli(['config', 'check', '--env-file', join(CONFIG, f)]);
+    expect(r.code).toBe(2);
+    for (const name of names) expect(r.out).toMatch(new RegExp(`- ${name}: '[^']+' is a placeholder`));
+  });
+
+  it('a placeholder in the environment (a pod’s ConfigMap) is flagged by check --with-env', async () => {
+    const r = await cli(['config', 'check', '--with-env', '--env-file', join(CONFIG, 'local.env')], {
+      DPO_DATA_PLANE_ID: 'dp-local-example',
+      DPO_DATA_DIR: tmpdir(),
+    });
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/- DPO_DATA_PLANE_ID: 'dp-local-example' is a placeholder/);
+  });
+});
+
+describe('the env files and the README say what is built', () => {
+  it('each profile’s DPO_EXECUTORS comment names every built-in executor', () => {
+    for (const f of files) {
+      const comment = /# DPO_EXECUTORS — [\s\S]*?\nDPO_EXECUTORS=/.exec(text(f))?.[0] ?? '';
+      for (const name of Object.keys(BUILTIN_EXECUTORS)) expect(comment, `${f}: ${name}`).toContain(name);
+    }
+  });
+
+  it('the README’s status names every built-in executor as built, and none as not built yet', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    expect(readme).not.toMatch(/not built yet/i);
+    const start = readme.indexOf('> **Status.**');
+    expect(start).toBeGreaterThan(0);
+    const status = readme.slice(start, readme.indexOf('\n\n', start));
+    for (const name of Object.keys(BUILTIN_EXECUTORS))
+      expect(status, name).toContain(`\`executors/${name}\``);
   });
 });

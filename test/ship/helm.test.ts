@@ -1,5 +1,6 @@
 /**
- * The Helm chart without a `helm` binary (none exists here): values.yaml and every example validate
+ * The Helm chart's schema and templates read as files (test/ship/helm-render.test.ts and
+ * helm-secrets.test.ts render them with Helm): values.yaml and every example validate
  * against values.schema.json (merged the way Helm merges them), broken values are refused, the
  * templates use only values the schema describes and use all of them, and each example's `config`
  * is a configuration `config check` accepts once the chart has added its own variables.
@@ -9,18 +10,23 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { withVariables } from '../../scripts/gen-chart-schema.ts';
+import {
+  CHART_VARIABLES,
+  VARIABLES_TPL_PATH,
+  variablesTemplate,
+  withVariables,
+} from '../../scripts/gen-chart-schema.ts';
 import { checkConfig } from '../../src/cli/config.ts';
-import { knownVariables } from '../../src/cli/config-schema.ts';
+import { daemonVariables, secretVariables } from '../../src/cli/config-schema.ts';
 
 const CHART = join(import.meta.dirname, '..', '..', 'helm', 'dataplane-operator');
 const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
 const defaults = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
 const examples = readdirSync(join(CHART, 'examples')).filter((f) => f.endsWith('.yaml'));
 const example = (f: string) => parse(readFileSync(join(CHART, 'examples', f), 'utf8'));
-const templates = readdirSync(join(CHART, 'templates')).map((f) =>
-  readFileSync(join(CHART, 'templates', f), 'utf8'),
-);
+const templates = readdirSync(join(CHART, 'templates'), { recursive: true, withFileTypes: true })
+  .filter((f) => f.isFile())
+  .map((f) => readFileSync(join(f.parentPath, f.name), 'utf8'));
 
 const validate = new Ajv({ strict: true, allowUnionTypes: true, allErrors: true }).compile(schema);
 const errors = (values: unknown) =>
@@ -36,9 +42,12 @@ function merge(base: any, over: any): any {
 }
 
 describe('values.schema.json', () => {
-  it("accepts exactly the variables the code reads (knownVariables), minus secrets and the chart's own", () => {
-    const listed = [...(schema.properties.config.propertyNames.enum ?? [])].sort();
-    const known = [...knownVariables()].sort();
+  it("types exactly the variables `run` reads (daemonVariables), minus secrets and the chart's own", () => {
+    const listed = Object.keys(schema.properties.config.properties).sort();
+    const secrets = secretVariables();
+    const known = [...daemonVariables()]
+      .filter((v) => !secrets.has(v) && !CHART_VARIABLES.includes(v))
+      .sort();
     const missing = known.filter((v) => !listed.includes(v));
     const stale = listed.filter((v: string) => !known.includes(v));
     // A new variable in a zod schema (an executor's, the daemon's) lands here: one command fixes it.
@@ -47,13 +56,22 @@ describe('values.schema.json', () => {
       `values.schema.json is out of date: run \`npm run gen:chart-schema\` and commit helm/dataplane-operator/values.schema.json ` +
         `(missing: ${missing.join(', ') || 'none'}; no longer read: ${stale.join(', ') || 'none'})`,
     ).toBe(0);
+    expect(schema.properties.config.properties.DPO_CONCURRENCY.type).toEqual(['string', 'integer']);
   });
 
-  it('the generator rewrites only the list', () => {
-    const copy = withVariables(structuredClone(schema), ['DPO_B', 'DPO_A']);
-    expect(copy.properties.config.propertyNames.enum).toEqual(['DPO_A', 'DPO_B']);
-    expect(copy.properties.config.propertyNames.pattern).toBeUndefined();
-    expect(copy.properties.config.propertyNames.not).toEqual(schema.properties.config.propertyNames.not);
+  it('templates/_variables.tpl holds the lists the code has (secrets, names, who reads what)', () => {
+    expect(
+      readFileSync(VARIABLES_TPL_PATH, 'utf8') === variablesTemplate(),
+      'templates/_variables.tpl is out of date: run `npm run gen:chart-schema` and commit it',
+    ).toBe(true);
+  });
+
+  it('the generator rewrites only config', () => {
+    const copy = withVariables(structuredClone(schema));
+    expect(copy).toEqual(schema);
+    const { config: _, ...rest } = copy.properties as Record<string, unknown>;
+    const { config: __, ...before } = schema.properties as Record<string, unknown>;
+    expect(rest).toEqual(before);
   });
 
   it('refuses values.yaml alone: a profile must name the control plane, the data plane and the executors', () => {
@@ -73,7 +91,6 @@ describe('values.schema.json', () => {
   });
 
   it.each([
-    ['a secret in config', { config: { DPO_TOKEN: 'inline' } }, /propertyName|must NOT be valid/],
     [
       'a writable root filesystem',
       { securityContext: { readOnlyRootFilesystem: false } },
@@ -85,23 +102,14 @@ describe('values.schema.json', () => {
       /must be equal to constant/,
     ],
     ['a replica count that is not a number', { replicaCount: 'two' }, /must be integer/],
+    [
+      'a number-like variable given text of another type',
+      { config: { DPO_CONCURRENCY: [1] } },
+      /must be string,integer/,
+    ],
+    ['a name that cannot be a variable', { config: { 'not a name': 'x' } }, /must match pattern/],
     ['an unknown value (a typo)', { replicas: 3 }, /must NOT have additional properties/],
     ['no token secret', { operatorToken: { existingSecret: '' } }, /must NOT have fewer than 1 characters/],
-    [
-      'a chart-owned variable in config',
-      { config: { DPO_METRICS_LISTEN: '0.0.0.0:1' } },
-      /propertyName|must NOT be valid/,
-    ],
-    [
-      'a misspelt variable in config',
-      { config: { DPO_CONCURENCY: '10' } },
-      /must be equal to one of the allowed values/,
-    ],
-    [
-      'a DPO_ variable nothing reads',
-      { config: { DPO_NOT_A_THING: 'x' } },
-      /must be equal to one of the allowed values/,
-    ],
     [
       'a data volume type it does not know',
       { dataVolume: { type: 'hostPath' } },

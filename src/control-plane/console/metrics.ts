@@ -1,6 +1,7 @@
 /**
  * The control plane's queue metrics (Prometheus, `GET /metrics`): queue depth read from the store at
- * scrape time, and counters of the job event log's claims, completions, failures and lease expiries.
+ * scrape time, and counters of the job event log's claims, completions, failures, lease expiries and
+ * cancellations.
  *
  * Labels stay low-cardinality: `type` is one of the catalogue's job types, and `data_plane_id` is
  * one the control plane has an operator token for; any other is `other`, and a job submitted for no
@@ -82,6 +83,18 @@ export function createQueueMetrics(store: JobStore, knownDataPlanes: readonly st
     labelNames,
     registers: [registry],
   });
+  /**
+   * From the event log, so no write path counts by hand: `requested` when a cancel leaves work to stop
+   * downstream (the job enters pending_cancellation), `cancelled` when a job ends cancelled (at once,
+   * or once an operator confirmed the work stopped). A cancel of a terminal job changes nothing and is
+   * not counted.
+   */
+  const cancellations = new Counter({
+    name: 'dpo_cp_cancellations_total',
+    help: 'Cancellations: requested (work to stop downstream) and cancelled (the job ended cancelled)',
+    labelNames: [...labelNames, 'outcome'],
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -116,7 +129,11 @@ export function createQueueMetrics(store: JobStore, knownDataPlanes: readonly st
           failure = e.data as { code?: unknown } | null;
           failures.inc({ ...labels, final: 'false' });
           break;
+        case 'cancel_requested':
+          cancellations.inc({ ...labels, outcome: 'requested' });
+          return;
         case 'cancelled':
+          cancellations.inc({ ...labels, outcome: 'cancelled' });
           failure = (e.data as { failure?: { code?: unknown } | null } | null)?.failure ?? null;
           if (failure !== null) failures.inc({ ...labels, final: 'false' });
           break;
