@@ -34,8 +34,10 @@ interface Call {
 
 /** `process.exit` inside a call: ends that call's command with the code. */
 class Exit extends Error {
-  constructor(readonly code: number) {
+  readonly code: number;
+  constructor(code: number) {
     super(`exit ${code}`);
+    this.code = code;
   }
 }
 

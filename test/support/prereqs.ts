@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 /** Whether `path` exists; when it does not, says what to install (or fails, under CI). */
 export function hasPrerequisite(what: string, path: string, install: string): boolean {
   if (existsSync(path)) return true;
-  const message = `${what} not found at ${path}: its tests are skipped. To run them: ${install}`;
-  if (process.env.DPO_TEST_PREREQS === 'required') throw new Error(message);
-  console.warn(`skipped: ${message}`);
+  const missing = `${what} not found at ${path}. To run its tests: ${install}`;
+  if (process.env.DPO_TEST_PREREQS === 'required') throw new Error(`${missing} (DPO_TEST_PREREQS=required)`);
+  console.warn(`skipped: ${missing}`);
   return false;
 }
