@@ -117,8 +117,16 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
           DPO_CONCURRENCY: '50',
           DPO_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
           DPO_LOG_LEVEL: 'warn',
-          ...(process.env.BENCH_PROFILE
-            ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` }
+          // BENCH_DAEMON_NODE_OPTIONS: V8/Node flags for the daemon only (an A/B of a flag).
+          ...(process.env.BENCH_PROFILE || process.env.BENCH_DAEMON_NODE_OPTIONS
+            ? {
+                NODE_OPTIONS: [
+                  process.env.BENCH_DAEMON_NODE_OPTIONS ?? '',
+                  process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '',
+                ]
+                  .join(' ')
+                  .trim(),
+              }
             : {}),
           ...extra,
         },
@@ -303,7 +311,7 @@ function abortTimes(file: string, reason: string): Map<string, number> {
 
 /**
  * Reschedule latency: 200 held jobs, reschedule each (not forced); latency = the old execution's
- * signal aborted (reason lost) − reschedule sent. Renewals are 15 s apart (TTL 60 s), so only the
+ * signal aborted (reason rescheduled) − reschedule sent. Renewals are 15 s apart (TTL 60 s), so only the
  * push through the parked poll can make it fast.
  */
 async function rescheduleRun(): Promise<number[]> {
@@ -321,8 +329,10 @@ async function rescheduleRun(): Promise<number[]> {
       await stack.user('POST', `/v1/jobs/${id}/reschedule`, {});
       await new Promise((r) => setTimeout(r, 5));
     }
-    await waitUntil(async () => abortTimes(file, 'lost').size === 200, 'the lost aborts', 30_000);
-    return [...abortTimes(file, 'lost')].map(([id, at]) => at - sent.get(id)!);
+    // The abort's reason is `rescheduled` since the poll says why a lease was lost (`lost` before).
+    const reason = process.env.BENCH_RESCHEDULE_REASON ?? 'rescheduled';
+    await waitUntil(async () => abortTimes(file, reason).size === 200, 'the rescheduled aborts', 30_000);
+    return [...abortTimes(file, reason)].map(([id, at]) => at - sent.get(id)!);
   } finally {
     await stack.stop();
   }

@@ -2,6 +2,7 @@
 import type { JobType } from '../../src/catalogue/index.ts';
 import type { ExecutorModule } from '../../src/executor/index.ts';
 import { LocalEnv, loadLocalConfig } from './config.ts';
+import { LazyLocalExecutor } from './lazy.ts';
 
 /** The job types this executor serves, declared once: its handler map (executor.ts) is typed from it. */
 export const LOCAL_JOB_TYPES = [
@@ -24,12 +25,9 @@ export const localModule: ExecutorModule<(typeof LOCAL_JOB_TYPES)[number]> = {
   description: 'embedded DuckDB data plane under DPO_LOCAL_DIR (every SQL-shaped job type)',
   jobTypes: LOCAL_JOB_TYPES,
   env: LocalEnv,
-  // DuckDB (a native module) loads only when the executor is enabled, not in every daemon.
-  createExecutor: async (env) => {
-    const config = loadLocalConfig(env);
-    const { LocalExecutor } = await import('./executor.ts');
-    return new LocalExecutor(config);
-  },
+  // DuckDB (a native module) loads on the first job, not at startup (lazy.ts): an idle daemon
+  // serving `local` does not pay for it.
+  createExecutor: async (env) => new LazyLocalExecutor(loadLocalConfig(env), LOCAL_JOB_TYPES),
 };
 
 export const createExecutor = localModule.createExecutor;

@@ -36,7 +36,10 @@ export interface OperatorClientOptions {
   /** Connections in the pool: the long poll holds one; reports and checkpoints use the others. */
   connections?: number;
   onRetry?(path: string, err: unknown, attempt: number, delayMs: number): void;
-  /** Observes every request (metrics): path template, outcome, seconds. */
+  /**
+   * Observes every request (metrics): path template, outcome, seconds. A long poll's seconds leave out
+   * the time the control plane parked it (`parked_ms`).
+   */
   onRequest?(path: string, outcome: 'ok' | 'error', seconds: number): void;
 }
 
@@ -87,7 +90,12 @@ export class OperatorClient {
 
   checkpoint(
     id: string,
-    body: { lease_token: string; checkpoint?: Record<string, unknown> | null; progress?: Progress | null },
+    body: {
+      lease_token: string;
+      checkpoint?: Record<string, unknown> | null;
+      progress?: Progress | null;
+      clear_stale?: boolean;
+    },
     opts: CallOptions = {},
   ) {
     return this.post(`/v1/jobs/${id}/checkpoint`, CheckpointRequest.parse(body), JobResponse, opts);
@@ -145,8 +153,11 @@ export class OperatorClient {
             signal,
           });
           const json = await readAnswer(res);
-          this.opts.onRequest?.(template, 'ok', (performance.now() - started) / 1000);
-          if (schema === null) return json;
+          const elapsedMs = performance.now() - started;
+          if (schema === null) {
+            this.opts.onRequest?.(template, 'ok', elapsedMs / 1000);
+            return json;
+          }
           const parsed = schema.safeParse(json);
           if (!parsed.success) {
             throw new ProtocolError(
@@ -156,6 +167,9 @@ export class OperatorClient {
               },
             );
           }
+          // A long poll's answer says how long the control plane parked it: the request's latency is
+          // the rest (parking is waiting for work, not a slow control plane).
+          this.opts.onRequest?.(template, 'ok', Math.max(0, elapsedMs - parkedMsOf(parsed.data)) / 1000);
           return parsed.data;
         } catch (err) {
           this.opts.onRequest?.(template, 'error', (performance.now() - started) / 1000);
@@ -172,4 +186,10 @@ export class OperatorClient {
       },
     );
   }
+}
+
+/** How long the control plane parked a request before answering (a poll's `parked_ms`), else 0. */
+function parkedMsOf(answer: unknown): number {
+  const parked = (answer as { parked_ms?: unknown } | null)?.parked_ms;
+  return typeof parked === 'number' && Number.isFinite(parked) && parked > 0 ? parked : 0;
 }

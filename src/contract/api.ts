@@ -146,9 +146,25 @@ export const PollResponse = z.object({
   claimed: z.array(Job),
   /** Held jobs whose cancellation was requested: stop the work, then report `cancelled`. */
   cancel: z.array(z.uuid()),
-  /** Held jobs this executor no longer owns: stop, report nothing, leave remote work running. */
+  /**
+   * Jobs this executor no longer owns, listed in `held` or not: stop, report nothing, leave remote
+   * work running, except after a reschedule (see `lost_reasons`).
+   */
   lost: z.array(z.uuid()),
+  /**
+   * Why each job in `lost` was lost: `rescheduled` (the job starts fresh: the holder stops the remote
+   * work it started), `expired` (the lease ran out), `claimed` (another lease holds it now). Added in
+   * 2026-12; an older control plane leaves it out, and a reason this client does not know is taken
+   * as `expired`.
+   */
+  lost_reasons: z.record(z.uuid(), z.string()).default({}),
   lease_ttl_ms: z.number().int().positive(),
+  /**
+   * How long the control plane held this poll (on its clock) before it renewed the listed leases and
+   * claimed what it answers: a lease in this answer was granted no earlier than the poll was sent
+   * plus this. Added in 2026-12; 0 when absent.
+   */
+  parked_ms: z.number().int().nonnegative().default(0),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 
@@ -158,6 +174,8 @@ export const CheckpointRequest = z.object({
   lease_token: LeaseToken,
   checkpoint: Checkpoint.nullish(),
   progress: Progress.nullish(),
+  /** The holder confirmed the work named by the job's `stale_checkpoints` stopped: clear them. */
+  clear_stale: z.boolean().nullish(),
 });
 export type CheckpointRequest = z.infer<typeof CheckpointRequest>;
 

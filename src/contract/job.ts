@@ -134,6 +134,12 @@ export const Job = z.object({
   max_attempts: z.number().int().positive(),
   lease: Lease.nullable(),
   checkpoint: Checkpoint.nullable(),
+  /**
+   * Checkpoints a reschedule cleared while they named remote work that may still run: the next
+   * holder stops that work first (and clears them) before it starts fresh. Empty otherwise; absent
+   * from control planes older than this field.
+   */
+  stale_checkpoints: z.array(Checkpoint).default([]),
   progress: Progress.nullable(),
   failures: z.array(FailureRecord),
   cancellation_reason: z.string().nullable(),

@@ -8,7 +8,10 @@
  *   for its dataset, with the query that bills the rows the refresh wrote and `refresh_job_id` set.
  *
  * Idempotency keys derived from the parent make a forced re-run of the parent never enqueue a
- * second follow-up. The store submits what this returns inside the parent's completion.
+ * second follow-up. They live in a namespace no user can write ({@link INTERNAL_KEY_PREFIX}: the
+ * store refuses a user's key there with 422), so no submission can take a follow-up's key first and
+ * suppress it (a billing job, say). The store submits what this returns inside the parent's
+ * completion, and refuses a follow-up whose key is outside the namespace.
  */
 import { compiledTableName, type JobType } from '../catalogue/index.ts';
 import type { Job, SubmitJobRequest } from '../contract/index.ts';
@@ -18,6 +21,9 @@ export const FOLLOW_UP_TYPES: readonly JobType[] = [
   'forecast-internal',
   'materialized_views_collect_access_rules_billing_data',
 ];
+
+/** Idempotency keys starting with this are the control plane's own: users cannot submit them. */
+export const INTERNAL_KEY_PREFIX = 'dpo-internal:';
 
 /** The submissions a job's completion causes (usually none). */
 export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
@@ -30,7 +36,7 @@ export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
         ...base,
         type: 'forecast-internal',
         input: parent.input,
-        idempotency_key: `forecast-internal:${parent.id}`,
+        idempotency_key: `${INTERNAL_KEY_PREFIX}forecast-internal:${parent.id}`,
       },
     ];
   }
@@ -51,7 +57,7 @@ export function followUpsOf(parent: Job, now: Date): SubmitJobRequest[] {
             `WHERE _nio_last_modified_at = '${modifiedAt}' GROUP BY _nio_access_rule_id, _nio_price_per_row`,
           refresh_job_id: parent.id,
         },
-        idempotency_key: `billing:${parent.id}`,
+        idempotency_key: `${INTERNAL_KEY_PREFIX}billing:${parent.id}`,
       },
     ];
   }

@@ -87,6 +87,8 @@ export interface RunningControlPlane {
   port: number;
   store: JobStore;
   server: Server;
+  /** Polls parked right now (tests wait on it instead of sleeping). */
+  parkedPolls(): number;
   /** Stops accepting, answers parked long polls, closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -296,11 +298,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         capacity: body.capacity,
         held: body.held,
       };
+      const receivedAt = store.clock();
       let out = store.poll(args);
+      let parkedMs = 0;
       if (out.claimed.length === 0 && out.cancel.length === 0 && out.lost.length === 0 && body.wait_ms > 0) {
-        // Park. A poll holding leases waits at most half the TTL so its renewals never lapse.
-        const maxWait =
-          body.held.length > 0 ? Math.min(body.wait_ms, Math.floor(leaseTtlMs / 2)) : body.wait_ms;
+        // Park. An operator holding leases (listed in this poll or not) waits at most half the TTL,
+        // so its renewals never lapse while it waits.
+        const holds = body.held.length > 0 || store.holds(body.executor, dataPlaneId);
+        const maxWait = holds ? Math.min(body.wait_ms, Math.floor(leaseTtlMs / 2)) : body.wait_ms;
         const gone = await waiters.parkPoll(
           {
             dataPlaneId,
@@ -313,9 +318,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           ctx.res,
         );
         if (gone) return undefined; // the client went away: claim nothing on its behalf
+        // The leases below are granted now: the operator dates them from when it sent the poll
+        // plus this, which is never later than the grant, whatever the two clocks say.
+        parkedMs = Math.max(0, store.clock() - receivedAt);
         out = store.poll(args);
       }
-      const response: PollResponse = { ...out, lease_ttl_ms: leaseTtlMs };
+      const response: PollResponse = {
+        claimed: out.claimed,
+        cancel: out.cancel,
+        lost: out.lost,
+        lost_reasons: out.lostReasons,
+        lease_ttl_ms: leaseTtlMs,
+        parked_ms: parkedMs,
+      };
       return response;
     }),
   );
@@ -367,7 +382,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     );
   fenced('checkpoint', (ctx, id, dp) => {
     const r = parse(CheckpointRequest, ctx.body, 'checkpoint');
-    return store.checkpoint(id, r.lease_token, dp, r.checkpoint, r.progress);
+    return store.checkpoint(id, r.lease_token, dp, r.checkpoint, r.progress, r.clear_stale === true);
   });
   fenced('complete', (ctx, id, dp) => {
     const r = parse(CompleteRequest, ctx.body, 'completion');
@@ -533,6 +548,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     port: address.port,
     store,
     server,
+    parkedPolls: () => waiters.parkedPolls,
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);

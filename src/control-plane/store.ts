@@ -53,7 +53,10 @@ import type {
   RescheduleJobResponse,
   SubmitJobRequest,
 } from '../contract/index.ts';
-import { followUpsOf } from './follow-ups.ts';
+import { followUpsOf, INTERNAL_KEY_PREFIX } from './follow-ups.ts';
+
+/** Why a holder lost a lease, as the poll's `lost_reasons` says. */
+export type LostReason = 'rescheduled' | 'expired' | 'claimed';
 
 /** A refusal the HTTP layer turns into a status and the contract's error body. */
 export class StoreError extends Error {
@@ -121,13 +124,26 @@ interface JobRow {
   failures: string;
   cancellation_reason: string | null;
   not_before: number | null;
+  /** JSON array of the checkpoints reschedules cleared, naming remote work the next holder stops first. */
+  stale_checkpoints: string | null;
+  /** 1 when the job is `pending_cancellation` only to stop the remote work of its last attempt,
+   * whose lease expired: confirmed stopped, it ends `failed`, not `cancelled`. */
+  cleanup_ends_failed: number;
   created_at: number;
   updated_at: number;
   started_at: number | null;
   ended_at: number | null;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+/** From one schema version to the next (the key is the version migrated from). */
+const MIGRATIONS: Record<number, string> = {
+  1: `ALTER TABLE jobs ADD COLUMN stale_checkpoints TEXT;
+      ALTER TABLE jobs ADD COLUMN cleanup_ends_failed INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE revoked_leases ADD COLUMN reason TEXT NOT NULL DEFAULT 'expired';
+      ALTER TABLE revoked_leases ADD COLUMN keep_until INTEGER NOT NULL DEFAULT 0;`,
+};
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,6 +168,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   failures TEXT NOT NULL DEFAULT '[]',
   cancellation_reason TEXT,
   not_before INTEGER,
+  stale_checkpoints TEXT,
+  cleanup_ends_failed INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   started_at INTEGER,
@@ -172,6 +190,10 @@ CREATE TABLE IF NOT EXISTS revoked_leases (
   job_id TEXT NOT NULL,
   lease_token TEXT NOT NULL,
   at INTEGER NOT NULL,
+  -- rescheduled | expired: what the holder's poll answers in lost_reasons
+  reason TEXT NOT NULL DEFAULT 'expired',
+  -- kept until the holder's next poll, or until then (one lease TTL after the revocation)
+  keep_until INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (executor, data_plane_id, job_id, lease_token)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_logs (
@@ -280,6 +302,7 @@ function toJob(row: JobRow): Job {
     failures: JSON.parse(row.failures) as FailureRecord[],
     cancellation_reason: row.cancellation_reason,
     not_before: isoOrNull(row.not_before),
+    stale_checkpoints: (jsonOrNull(row.stale_checkpoints) ?? []) as Job['stale_checkpoints'],
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
     started_at: isoOrNull(row.started_at),
@@ -336,6 +359,14 @@ export class JobStore {
       this.db
         .prepare(`INSERT INTO meta(key, value) VALUES ('schema_version', ?)`)
         .run(String(SCHEMA_VERSION));
+    } else if (Number(version.value) < SCHEMA_VERSION && MIGRATIONS[Number(version.value)] !== undefined) {
+      for (let v = Number(version.value); v < SCHEMA_VERSION; v++) {
+        const sql = MIGRATIONS[v];
+        if (sql === undefined) throw new Error(`no migration from schema version ${v}`);
+        this.db.exec(
+          `BEGIN IMMEDIATE; ${sql} UPDATE meta SET value = '${v + 1}' WHERE key = 'schema_version'; COMMIT;`,
+        );
+      }
     } else if (Number(version.value) !== SCHEMA_VERSION) {
       throw new Error(
         `database ${options.path} has schema version ${version.value}; this control plane speaks ${SCHEMA_VERSION}`,
@@ -384,13 +415,14 @@ export class JobStore {
         `SELECT 1 AS x FROM jobs WHERE state = 'pending_cancellation' AND lease_token IS NULL LIMIT 1`,
       ),
       revoke: db.prepare(
-        `INSERT OR IGNORE INTO revoked_leases (executor, data_plane_id, job_id, lease_token, at)
-         VALUES (?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO revoked_leases (executor, data_plane_id, job_id, lease_token, at, reason, keep_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       takeRevoked: db.prepare(
-        'DELETE FROM revoked_leases WHERE executor = ? AND data_plane_id = ? RETURNING job_id',
+        `DELETE FROM revoked_leases WHERE executor = ? AND data_plane_id = ?
+         RETURNING job_id, lease_token, reason, keep_until`,
       ),
-      forgetRevoked: db.prepare('DELETE FROM revoked_leases WHERE at < ?'),
+      forgetRevoked: db.prepare('DELETE FROM revoked_leases WHERE keep_until < ?'),
       // Prepared once: a batched report takes one savepoint per entry, on the hot path.
       savepoint: db.prepare('SAVEPOINT report_entry'),
       releaseSavepoint: db.prepare('RELEASE report_entry'),
@@ -411,6 +443,12 @@ export class JobStore {
          WHERE (state = 'pending' OR (state = 'pending_cancellation' AND lease_token IS NULL))
            AND not_before IS NOT NULL AND (data_plane_id = ? OR data_plane_id IS NULL)
            AND type IN (SELECT value FROM json_each(?))`,
+      ),
+      // Only when a poll parks with nothing listed: walks the leased jobs (jobs_leases), no index of
+      // its own, so claims and reports pay nothing for it.
+      holdsAny: db.prepare(
+        `SELECT 1 AS x FROM jobs INDEXED BY jobs_leases
+         WHERE lease_token IS NOT NULL AND executor = ? AND data_plane_id = ? LIMIT 1`,
       ),
       nextLeaseExpiry: db.prepare(
         'SELECT MIN(lease_expires_at) AS t FROM jobs WHERE lease_token IS NOT NULL',
@@ -636,6 +674,19 @@ export class JobStore {
         { path: 'type', message: 'internal job types cannot be submitted', code: 'internal_job_type' },
       ]);
     }
+    if (source.type !== 'job' && req.idempotency_key?.startsWith(INTERNAL_KEY_PREFIX)) {
+      throw issuesError(
+        422,
+        `idempotency keys starting with '${INTERNAL_KEY_PREFIX}' are the control plane's own`,
+        [
+          {
+            path: 'idempotency_key',
+            message: `keys starting with '${INTERNAL_KEY_PREFIX}' are reserved for the control plane's follow-up jobs`,
+            code: 'reserved_idempotency_key',
+          },
+        ],
+      );
+    }
     const validation = validateInput(req.type, req.input);
     if (!validation.ok) {
       throw issuesError(
@@ -680,7 +731,7 @@ export class JobStore {
           return { outcome: 'skipped_terminal', job: toJob(row) };
         case 'pending': {
           const cancellation_reason = reason ?? 'cancelled by user';
-          if (row.checkpoint === null) {
+          if (row.checkpoint === null && row.stale_checkpoints === null) {
             return { outcome: 'cancelled', job: this.finish(row, 'cancelled', now, { cancellation_reason }) };
           }
           // A previous holder left remote work behind: an operator must stop it before it ends.
@@ -695,9 +746,11 @@ export class JobStore {
         }
         case 'running':
         case 'pending_cancellation': {
+          // A user's cancel of a last attempt's cleanup makes it end cancelled, as asked.
           const updated = this.update(row.id, {
             state: 'pending_cancellation',
             cancellation_reason: row.cancellation_reason ?? reason ?? 'cancelled by user',
+            cleanup_ends_failed: 0,
             updated_at: now,
           });
           this.emit((l) => l.holderAttention(row.id, row.executor));
@@ -723,6 +776,16 @@ export class JobStore {
         lease_token: null,
         lease_expires_at: null,
         checkpoint: null,
+        // The cleared checkpoint may name remote work still running: kept for the next holder to
+        // stop first, with any older ones not yet stopped.
+        stale_checkpoints:
+          row.checkpoint === null
+            ? row.stale_checkpoints
+            : JSON.stringify([
+                ...((jsonOrNull(row.stale_checkpoints) ?? []) as unknown[]),
+                jsonOrNull(row.checkpoint),
+              ]),
+        cleanup_ends_failed: 0,
         progress: null,
         result: null,
         attempt: 0,
@@ -732,7 +795,7 @@ export class JobStore {
         ended_at: null,
         updated_at: now,
       });
-      if (row.lease_token !== null) this.revoke(row, now);
+      if (row.lease_token !== null) this.revoke(row, now, 'rescheduled');
       this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
       return { outcome: 'rescheduled', job };
     });
@@ -753,13 +816,14 @@ export class JobStore {
     jobTypes: readonly string[];
     capacity: number;
     held: readonly HeldJob[];
-  }): { claimed: Job[]; cancel: string[]; lost: string[] } {
+  }): { claimed: Job[]; cancel: string[]; lost: string[]; lostReasons: Record<string, LostReason> } {
     return this.tx(() => {
       const now = this.now();
       this.expireLeasesInTx(now);
       const expires = now + this.opts.leaseTtlMs;
       const cancel: string[] = [];
       const lost: string[] = [];
+      const lostReasons: Record<string, LostReason> = {};
       for (const h of args.held) {
         const progress = h.progress ? JSON.stringify(h.progress) : null;
         const before = progress === null ? undefined : (this.stmts.byId.get(h.id) as JobRow | undefined);
@@ -777,10 +841,24 @@ export class JobStore {
       // its next renewal (the lease no longer renews) or fences itself first.
       const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
         job_id: string;
+        reason: LostReason;
+        keep_until: number;
       }>;
       if (revoked.length > 0) {
         const renewed = new Set(args.held.map((h) => h.id).filter((id) => !lost.includes(id)));
-        for (const r of revoked) if (!renewed.has(r.job_id) && !lost.includes(r.job_id)) lost.push(r.job_id);
+        for (const r of revoked) {
+          if (r.keep_until < now || renewed.has(r.job_id)) continue;
+          if (!lost.includes(r.job_id)) lost.push(r.job_id);
+          // A reschedule says more than an expiry (it asks the holder to stop its remote work).
+          if (lostReasons[r.job_id] !== 'rescheduled') lostReasons[r.job_id] = r.reason;
+        }
+      }
+      for (const id of lost) {
+        if (lostReasons[id] !== undefined) continue;
+        // Listed, not renewed, and no revocation on record: held under another lease now, or not
+        // held at all (its lease ran out, or the job is gone).
+        const row = this.row(id);
+        lostReasons[id] = row?.lease_token != null ? 'claimed' : 'expired';
       }
       // Cancels reach the holder whether or not this poll lists the job in `held`: the daemon sends
       // `held` only when renewals are due, and a cancel must not wait for that.
@@ -829,7 +907,7 @@ export class JobStore {
           claimed.push(toJob(r));
         }
       }
-      return { claimed, cancel, lost };
+      return { claimed, cancel, lost, lostReasons };
     });
   }
 
@@ -837,6 +915,11 @@ export class JobStore {
   nextNotBefore(dataPlaneId: string, jobTypes: readonly string[]): number | null {
     const r = this.stmts.nextNotBefore.get(dataPlaneId, JSON.stringify(jobTypes)) as { t: number | null };
     return r.t;
+  }
+
+  /** Whether `executor` holds any lease on `dataPlaneId` (a parked poll is then capped at TTL/2). */
+  holds(executor: string, dataPlaneId: string): boolean {
+    return this.stmts.holdsAny.get(executor, dataPlaneId) !== undefined;
   }
 
   /** Earliest lease expiry of any held job, for the sweeper's timer. */
@@ -858,6 +941,14 @@ export class JobStore {
         state: row.state,
       });
     }
+    // The lease ends at its expiry, not at the next sweep: every write checks it itself (the row
+    // is already read, so this costs a comparison). The sweep or the next poll records the expiry.
+    if (row.lease_expires_at !== null && row.lease_expires_at < this.now()) {
+      throw new StoreError(410, 'gone', `the lease on job ${id} expired at ${iso(row.lease_expires_at)}`, {
+        state: row.state,
+        reason: 'expired',
+      });
+    }
     return row;
   }
 
@@ -867,12 +958,15 @@ export class JobStore {
     dataPlaneId: string,
     checkpoint: Record<string, unknown> | null | undefined,
     progress: Progress | null | undefined,
+    clearStale = false,
   ): Job {
     return this.tx(() => {
       const row = this.leased(id, leaseToken, dataPlaneId);
       const patch: Partial<JobRow> = { updated_at: this.now() };
       if (checkpoint !== undefined)
         patch.checkpoint = checkpoint === null ? null : JSON.stringify(checkpoint);
+      // The holder confirmed the work a reschedule left behind stopped.
+      if (clearStale && row.stale_checkpoints !== null) patch.stale_checkpoints = null;
       if (progress !== undefined && progress !== null) patch.progress = JSON.stringify(progress);
       return this.update(row.id, patch);
     });
@@ -906,8 +1000,14 @@ export class JobStore {
   cancelled(id: string, leaseToken: string, dataPlaneId: string): Job {
     return this.tx(() => {
       const row = this.leased(id, leaseToken, dataPlaneId);
+      // The remote work of a last attempt whose lease expired is confirmed stopped: the job ends as
+      // its expiry said, failed.
+      if (row.cleanup_ends_failed === 1 && row.state === 'pending_cancellation') {
+        return this.finish(row, 'failed', this.now(), { stale_checkpoints: null });
+      }
       return this.finish(row, 'cancelled', this.now(), {
         cancellation_reason: row.cancellation_reason ?? 'cancelled by the operator',
+        stale_checkpoints: null,
       });
     });
   }
@@ -1025,13 +1125,14 @@ export class JobStore {
   /**
    * Ends the leases that were not renewed in time: pending again with a `LEASE_EXPIRED` failure
    * (checkpoint kept), or failed once attempts are spent; a `pending_cancellation` job stays so,
-   * unheld, when its checkpoint names remote work, and ends cancelled when it has none. Also forgets
-   * revocations no holder came back for.
+   * unheld, when its checkpoint names remote work, and ends cancelled when it has none. A last
+   * attempt whose checkpoint names remote work goes to cleanup instead (see `expireOne`). Also
+   * forgets revocations whose lease would have ended by itself (the holder fenced itself by then).
    */
   expireLeases(): number {
     return this.tx(() => {
       const now = this.now();
-      this.stmts.forgetRevoked.run(now - 10 * this.opts.leaseTtlMs);
+      this.stmts.forgetRevoked.run(now);
       return this.expireLeasesInTx(now);
     });
   }
@@ -1039,7 +1140,15 @@ export class JobStore {
   private expireLeasesInTx(now: number): number {
     const rows = this.stmts.expired.all(now) as unknown as JobRow[];
     for (const row of rows) {
-      this.revoke(row, now);
+      this.revoke(row, now, 'expired');
+      if (
+        row.state === 'running' &&
+        row.attempt >= row.max_attempts &&
+        (row.checkpoint !== null || row.stale_checkpoints !== null)
+      ) {
+        this.cleanUpLastAttempt(row, now);
+        continue;
+      }
       this.failRow(
         row,
         {
@@ -1054,10 +1163,52 @@ export class JobStore {
     return rows.length;
   }
 
-  /** Records that `row`'s lease was taken from its holder, for the holder's next poll. */
-  private revoke(row: JobRow, now: number): void {
+  /**
+   * A last attempt's lease expired while its checkpoint names remote work: nobody would reattach, so
+   * it is cleaned up like a cancel. It stays `pending_cancellation` without a lease (failure record
+   * `LEASE_EXPIRED`), an operator serving its type claims it, stops the work and confirms, and only
+   * then does it end `failed`.
+   */
+  private cleanUpLastAttempt(row: JobRow, now: number): void {
+    const record: FailureRecord = {
+      attempt: row.attempt,
+      executor: row.executor,
+      code: 'LEASE_EXPIRED',
+      message: `the lease held by ${row.executor ?? 'an executor'} was not renewed within ${this.opts.leaseTtlMs} ms, on the last attempt: stopping its remote work before the job fails`,
+      retryable: false,
+      details: null,
+      timestamp: iso(now),
+    };
+    this.update(row.id, {
+      state: 'pending_cancellation',
+      cleanup_ends_failed: 1,
+      failures: JSON.stringify([...(JSON.parse(row.failures) as FailureRecord[]), record]),
+      executor: null,
+      lease_token: null,
+      lease_expires_at: null,
+      not_before: null,
+      updated_at: now,
+    });
+    this.emit((l) => l.claimable(row.type, row.data_plane_id, null));
+  }
+
+  /**
+   * Records that `row`'s lease was taken from its holder, and why, for the holder's next poll. Kept
+   * until that poll, or for one lease TTL, whichever comes first: a holder that has not renewed for
+   * a TTL has fenced itself (it fences at three quarters), and a revoked lease would have ended by
+   * itself within a TTL anyway.
+   */
+  private revoke(row: JobRow, now: number, reason: LostReason): void {
     if (row.executor === null || row.lease_token === null || row.data_plane_id === null) return;
-    this.stmts.revoke.run(row.executor, row.data_plane_id, row.id, row.lease_token, now);
+    this.stmts.revoke.run(
+      row.executor,
+      row.data_plane_id,
+      row.id,
+      row.lease_token,
+      now,
+      reason,
+      now + this.opts.leaseTtlMs,
+    );
     this.emit((l) => l.holderAttention(row.id, row.executor));
   }
 
@@ -1072,7 +1223,9 @@ export class JobStore {
     patch: Partial<JobRow>,
     notBefore: number | null = null,
   ): Job {
-    if (row.checkpoint === null) return this.finish(row, 'cancelled', now, patch);
+    if (row.checkpoint === null && row.stale_checkpoints === null) {
+      return this.finish(row, row.cleanup_ends_failed === 1 ? 'failed' : 'cancelled', now, patch);
+    }
     const job = this.update(row.id, {
       ...patch,
       executor: null,
@@ -1113,7 +1266,8 @@ export class JobStore {
       // The cancel is still owed. A failure that is not retryable is the executor's word that
       // nothing more can be done (the remote work itself failed, or the job cannot be understood):
       // the job ends failed, never cancelled without a confirmation.
-      if (!failure.retryable && row.checkpoint !== null) return this.finish(row, 'failed', now, { failures });
+      if (!failure.retryable && (row.checkpoint !== null || row.stale_checkpoints !== null))
+        return this.finish(row, 'failed', now, { failures });
       return this.leaveCancellation(row, now, { failures }, opts.immediate ? null : now + backoff);
     }
     if (failure.retryable && (row.attempt < row.max_attempts || givesBack)) {
@@ -1215,6 +1369,13 @@ export class JobStore {
   /** Submits the internal jobs the parent's completion causes (`follow-ups.ts`). */
   private enqueueFollowUps(parent: Job, now: number): void {
     const source: RequestSource = { type: 'job', job_id: parent.id, job_type: parent.type };
-    for (const req of this.followUps(parent, new Date(now))) this.submit(req, source);
+    for (const req of this.followUps(parent, new Date(now))) {
+      // Every internal key lives where no user can write (a user's key there would suppress it).
+      const key = req.idempotency_key;
+      if (key != null && !key.startsWith(INTERNAL_KEY_PREFIX)) {
+        throw new Error(`follow-up '${req.type}' of ${parent.id} has a key outside '${INTERNAL_KEY_PREFIX}'`);
+      }
+      this.submit(req, source);
+    }
   }
 }

@@ -49,6 +49,11 @@ export class Waiters {
     });
   }
 
+  /** How many polls are parked now. */
+  get parkedPolls(): number {
+    return this.polls.size;
+  }
+
   /**
    * Parks a poll for up to `maxWaitMs`. Resolves `true` if the client went away meanwhile.
    */

@@ -18,7 +18,7 @@ export interface ControlPlane {
   report(req: ReportRequest, opts?: { signal?: AbortSignal }): Promise<ReportResponse>;
   checkpoint(
     id: string,
-    body: { lease_token: string; checkpoint?: Record<string, unknown> | null },
+    body: { lease_token: string; checkpoint?: Record<string, unknown> | null; clear_stale?: boolean },
     opts?: { signal?: AbortSignal },
   ): Promise<unknown>;
   /** Log lines of every held job that has some, in one request. */

@@ -1,8 +1,13 @@
 /**
  * The operator daemon's lifecycle, and where its parts meet.
  *
- *   starting ──start()──▶ running ──drain()──▶ draining ──(idle, or drain timeout → release)──▶ stopped
- *       └───────────────────────────┴──force() / fatal error (a refused token) ─────────────────▶ stopped
+ *   starting ──start(), then the control plane accepts the token──▶ running ──drain()──▶ draining
+ *       │                                                                      ──(idle, or drain timeout → release)──▶ stopped
+ *       └──────────────────────────────┴──force() / fatal error (a refused token) ───────────────▶ stopped
+ *
+ * `start()` starts the executors and the poll loop; the daemon is `running` (and logs so) only once
+ * the control plane has answered a poll, i.e. accepted the token. The first poll of a run asks for
+ * no wait, so that answer comes at once and /readyz turns ready without waiting out a long poll.
  *
  * Every transition is logged; calls in the wrong state are refused. The parts, each in its file:
  * the poll loop with its claim plan, renewals and self-fencing (`poller.ts`); acting on the control
@@ -128,9 +133,21 @@ export class Daemon {
       progressIntervalMs: options.progressIntervalMs,
       now,
       mode: () =>
-        this.stateValue === 'running' ? 'claiming' : this.stateValue === 'draining' ? 'renewing' : 'stopped',
-      answer: (res, sentAt) => {
-        this.dispatcher.answer(res, sentAt);
+        this.stateValue === 'running' || this.stateValue === 'starting'
+          ? 'claiming'
+          : this.stateValue === 'draining'
+            ? 'renewing'
+            : 'stopped',
+      answer: (res, grantedAt) => {
+        // The control plane answered: the token is accepted.
+        if (this.stateValue === 'starting' && !this.finished) {
+          this.transition('running', {
+            data_plane_id: this.o.dataPlaneId,
+            job_types: this.o.registry.jobTypes,
+            concurrency: this.o.concurrency,
+          });
+        }
+        this.dispatcher.answer(res, grantedAt);
         this.notifyIdle();
       },
       fenced: (ex) => this.dispatcher.lose(ex, 'fenced: lease not renewed for most of its TTL'),
@@ -162,14 +179,20 @@ export class Daemon {
     this.stateValue = to;
   }
 
+  /**
+   * Starts the executors and the poll loop. The daemon turns `running` when the control plane first
+   * answers (the token accepted), not here: a daemon that cannot reach it stays `starting`, alive but
+   * not ready.
+   */
   async start(): Promise<void> {
-    if (this.stateValue !== 'starting') throw new Error(`start() called in state ${this.stateValue}`);
+    if (this.stateValue !== 'starting' || this.loopDone !== null) {
+      throw new Error(`start() called in state ${this.stateValue}`);
+    }
     for (const e of this.o.registry.executors) await e.start?.();
-    this.transition('running', {
-      data_plane_id: this.o.dataPlaneId,
-      job_types: this.o.registry.jobTypes,
-      concurrency: this.o.concurrency,
-    });
+    this.log.info(
+      { data_plane_id: this.o.dataPlaneId },
+      'executors started; connecting to the control plane',
+    );
     this.shipper.start(this.o.progressIntervalMs);
     this.loopDone = this.poller.run();
   }

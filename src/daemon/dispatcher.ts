@@ -3,7 +3,9 @@
  * job on its executor, one execution per job at a time:
  *
  * - `lost` aborts the job's execution with `lost` and drops it: nothing is reported and remote work
- *   is left running (a peer may reattach).
+ *   is left running (a peer may reattach). Lost because the job was `rescheduled` (the poll's
+ *   `lost_reasons`), it aborts with `rescheduled` instead: the job starts fresh and nobody will
+ *   reattach, so the executor stops the remote work it started (bounded) before it settles.
  * - `cancel` aborts it with `cancel`: the executor stops the work, confirms, and the daemon reports
  *   `cancelled`.
  * - A claim of a job id this daemon still runs (claimed back after a reschedule or an expiry)
@@ -11,7 +13,8 @@
  * - A job claimed in `pending_cancellation` (its holder went away mid-cancel) or cancelled before it
  *   started still reaches its executor when its checkpoint names remote work, with its signal
  *   already aborted for `cancel`: the executor reattaches, stops that work and confirms. Without a
- *   checkpoint there is nothing remote, and it is reported `cancelled` at once.
+ *   checkpoint there is nothing remote, and it is reported `cancelled` at once. Stale checkpoints
+ *   (remote work a reschedule left behind) count as remote work here.
  */
 import type { Logger } from 'pino';
 import type { Job, PollResponse } from '../contract/index.ts';
@@ -57,7 +60,19 @@ export class Dispatcher {
   answer(res: PollResponse, sentAt: number): void {
     for (const id of res.lost) {
       const ex = this.c.slots.get(id);
-      if (ex) this.lose(ex, 'lease lost: stopping locally, leaving remote work running');
+      if (ex === undefined) continue;
+      if (res.lost_reasons[id] === 'rescheduled') {
+        this.lose(
+          ex,
+          'lease lost: the job was rescheduled; stopping the remote work it started',
+          'rescheduled',
+        );
+      } else {
+        this.lose(
+          ex,
+          `lease lost (${res.lost_reasons[id] ?? 'expired'}): stopping locally, leaving remote work running`,
+        );
+      }
     }
     for (const id of res.cancel) {
       const ex = this.c.slots.get(id);
@@ -70,12 +85,12 @@ export class Dispatcher {
   }
 
   /** The lease is gone (told so, or fenced): abort as lost and stop holding the job. */
-  lose(ex: Execution, why: string): void {
+  lose(ex: Execution, why: string, reason: 'lost' | 'rescheduled' = 'lost'): void {
     this.c.metrics.leasesLost.inc();
     this.c.slots.drop(ex);
     if (ex.active) {
       this.c.shipper.jobLog(ex).warn({}, why);
-      ex.signals.abort('lost');
+      ex.signals.abort(reason);
     }
   }
 
@@ -149,7 +164,8 @@ export class Dispatcher {
       const reason = abortReasonOf(ex.signals.signal);
       // Aborted before it started: nothing ran, unless a cancel must stop the remote work a
       // previous holder left (its checkpoint names it).
-      const skip = reason !== undefined && !(reason === 'cancel' && job.checkpoint !== null);
+      const remote = job.checkpoint !== null || job.stale_checkpoints.length > 0;
+      const skip = reason !== undefined && !(reason === 'cancel' && remote);
       if (skip) {
         outcome = abortedOutcome(ex.signals, timeoutMs) ?? { kind: 'forget' };
       } else {
@@ -178,7 +194,8 @@ export class Dispatcher {
           timeoutMs,
           now: this.c.now,
           context: {
-            saveCheckpoint: (checkpoint) => this.saveCheckpoint(ex, checkpoint),
+            saveCheckpoint: (checkpoint) => this.saveCheckpoint(ex, { checkpoint }),
+            clearStaleCheckpoints: () => this.saveCheckpoint(ex, { clear_stale: true }),
             progress: (p) => {
               ex.progress = p;
               ex.progressDirty = true;
@@ -233,11 +250,14 @@ export class Dispatcher {
     this.c.slotFreed();
   }
 
-  private async saveCheckpoint(ex: Execution, checkpoint: Record<string, unknown>): Promise<void> {
+  private async saveCheckpoint(
+    ex: Execution,
+    body: { checkpoint?: Record<string, unknown>; clear_stale?: true },
+  ): Promise<void> {
     try {
       await this.c.controlPlane.checkpoint(
         ex.job.id,
-        { lease_token: ex.token, checkpoint },
+        { lease_token: ex.token, ...body },
         { signal: this.c.stopSignal },
       );
     } catch (err) {

@@ -12,8 +12,15 @@
  * every quarter TTL and a poll parks at most until the next renewal is due, so a connected daemon
  * hears of each renewal within half the TTL: fencing at three quarters never fires while connected,
  * and leaves the last quarter for the execution to stop before the lease can move. Times are taken
- * on this daemon's clock from when the renewing poll was SENT, which is never later than when the
- * control plane renewed, so clock offsets between the two machines do not matter.
+ * on this daemon's clock from when the renewing poll was SENT plus how long the control plane says
+ * it parked the poll before renewing and claiming (`parked_ms`, measured on its clock): never later
+ * than the grant, so clock offsets between the two machines do not matter, and a lease claimed at
+ * the end of a long parked poll is not taken as already old (it was, before `parked_ms`: a daemon
+ * with a short TTL fenced its fresh claims at once).
+ *
+ * The first poll of a run asks for no wait: its answer says at once that the token is accepted
+ * (the daemon is then `running`, and ready). After an outage the loop logs once that it reconnected,
+ * with how many polls failed and for how long.
  */
 import type { Logger } from 'pino';
 import { MAX_CAPACITY, type PollResponse, type Progress } from '../contract/index.ts';
@@ -42,8 +49,12 @@ export interface PollerContext {
   mode(): 'claiming' | 'renewing' | 'stopped';
   /** Aborted when the daemon stops. */
   stopSignal: AbortSignal;
-  /** The control plane's answer, for the daemon to act on (lost, cancel, claimed). */
-  answer(res: PollResponse, sentAt: number): void;
+  /**
+   * The control plane's answer, for the daemon to act on (lost, cancel, claimed). `grantedAt` (this
+   * daemon's clock) is no later than when the answer's leases were granted: the poll's send time
+   * plus how long the control plane parked it.
+   */
+  answer(res: PollResponse, grantedAt: number): void;
   /** A held job was fenced: abort it as lost. */
   fenced(ex: Execution): void;
   fatal(err: Error): void;
@@ -65,6 +76,9 @@ export class Poller {
    * the control plane does.
    */
   lastStepAt = 0;
+  /** Polls failed in a row, and since when (epoch ms), for the "reconnected" log line. */
+  private failedPolls = 0;
+  private failingSince = 0;
 
   constructor(context: PollerContext) {
     this.c = context;
@@ -142,11 +156,13 @@ export class Poller {
     // only (draining): do not park long.
     const untilRenewal = Math.max(0, this.lastRenewalAt + this.renewEveryMs - now);
     const waitMs =
-      this.c.mode() === 'renewing'
-        ? Math.min(this.c.progressIntervalMs, 1_000, untilRenewal)
-        : this.c.slots.heldCount > 0
-          ? Math.min(this.c.pollWaitMs, this.c.progressIntervalMs, untilRenewal)
-          : this.c.pollWaitMs;
+      this.lastPollAt === 0
+        ? 0 // the first poll of a run: answered at once, so the daemon knows its token is accepted
+        : this.c.mode() === 'renewing'
+          ? Math.min(this.c.progressIntervalMs, 1_000, untilRenewal)
+          : this.c.slots.heldCount > 0
+            ? Math.min(this.c.pollWaitMs, this.c.progressIntervalMs, untilRenewal)
+            : this.c.pollWaitMs;
     const controller = new AbortController();
     this.controller = controller;
     this.capacity = capacity;
@@ -164,15 +180,29 @@ export class Poller {
       );
       this.leaseTtlMs = res.lease_ttl_ms;
       this.lastPollAt = Date.now();
+      if (this.failedPolls > 0) {
+        const seconds = ((Date.now() - this.failingSince) / 1000).toFixed(1);
+        this.c.log.info(
+          { failed_polls: this.failedPolls, outage_ms: Date.now() - this.failingSince },
+          `reconnected after ${this.failedPolls} failed poll${this.failedPolls === 1 ? '' : 's'} (for ${seconds} s)`,
+        );
+        this.failedPolls = 0;
+      }
+      // The control plane renewed and claimed after parking the poll: no earlier than this.
+      const grantedAt = now + res.parked_ms;
       const lost = new Set(res.lost);
-      for (const ex of listed) if (!lost.has(ex.job.id)) ex.renewedAt = Math.max(ex.renewedAt, now);
-      this.c.answer(res, now);
+      for (const ex of listed) if (!lost.has(ex.job.id)) ex.renewedAt = Math.max(ex.renewedAt, grantedAt);
+      this.c.answer(res, grantedAt);
       return true;
     } catch (err) {
       // Progress taken out of the held entries goes again next time; so does the renewal.
       for (const ex of withProgress) ex.progressDirty = true;
       if (renew) this.lastRenewalAt = 0;
       if (controller.signal.aborted && !this.c.stopSignal.aborted) return true; // interrupted on purpose
+      if (!this.c.stopSignal.aborted) {
+        if (this.failedPolls === 0) this.failingSince = Date.now();
+        this.failedPolls++;
+      }
       throw err;
     } finally {
       this.controller = null;

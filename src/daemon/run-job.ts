@@ -89,6 +89,7 @@ export function deadlineOf(job: Job, timeoutMs: number, now: number): number {
 export function abortedOutcome(signals: JobSignals, timeoutMs: number): Outcome | undefined {
   switch (abortReasonOf(signals.leaseSignal) ?? abortReasonOf(signals.signal)) {
     case 'lost':
+    case 'rescheduled':
       return { kind: 'forget' };
     case 'shutdown':
       return { kind: 'release', reason: 'operator shutting down' };
@@ -145,13 +146,13 @@ export async function runJob(job: Job, opts: RunOptions): Promise<Outcome> {
         signal: signals.signal,
         leaseSignal: signals.leaseSignal,
         checkpoint: job.checkpoint,
+        staleCheckpoints: job.stale_checkpoints,
         deadline,
       },
     );
     // The work finished; an abort that raced with it does not undo it, except a lost lease.
-    if (abortReasonOf(signals.leaseSignal) === 'lost' || abortReasonOf(signals.signal) === 'lost') {
-      return { kind: 'forget' };
-    }
+    const lostAs = abortReasonOf(signals.leaseSignal) ?? abortReasonOf(signals.signal);
+    if (lostAs === 'lost' || lostAs === 'rescheduled') return { kind: 'forget' };
     const checked = validateResult(job.type, result);
     if (!checked.ok) {
       return {

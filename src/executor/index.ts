@@ -10,8 +10,14 @@ import type { Checkpoint, Progress } from '../contract/index.ts';
 export type AbortReason =
   /** The user asked to cancel: stop the underlying work (and confirm it stopped), then return. */
   | 'cancel'
-  /** The lease is gone (rescheduled, expired): stop locally, leave remote work running, return. */
+  /** The lease is gone (expired, claimed by a peer): stop locally, leave remote work running, return. */
   | 'lost'
+  /**
+   * The job was rescheduled: it starts fresh, so nobody will reattach to the remote work this
+   * execution started. Stop that work (bounded: the lease is gone, nothing can be written), then
+   * return; nothing is reported.
+   */
+  | 'rescheduled'
   /** The daemon is shutting down: stop waiting, leave remote work running; the job is released. */
   | 'shutdown'
   /** The job ran past its type's timeout: stop the underlying work, then return. */
@@ -112,6 +118,14 @@ export interface ExecuteContext {
    * the external work it names (poll the existing run) instead of submitting again.
    */
   readonly checkpoint: Checkpoint | null;
+  /**
+   * Checkpoints that reschedules cleared while they named remote work that may still run (the job's
+   * `stale_checkpoints`): stop that work before starting fresh, then call
+   * {@link clearStaleCheckpoints}. Absent or empty when there is none.
+   */
+  readonly staleCheckpoints?: readonly Checkpoint[];
+  /** Tells the control plane the work `staleCheckpoints` names is confirmed stopped. */
+  clearStaleCheckpoints?(): Promise<void>;
   /** Durably records external handles; resolves once the control plane has stored them. */
   saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** Records progress; sent with the next lease renewal (cheap, call freely). */

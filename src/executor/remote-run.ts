@@ -22,9 +22,19 @@
  *   undo finished work).
  * - **A failure that ends the job for good stops the work too** (not retryable, or the last
  *   attempt): nobody would reattach to it. A retryable failure with attempts left leaves it running
- *   for the next attempt.
+ *   for the next attempt, and so does a throttled one on any attempt: the control plane gives a
+ *   throttled attempt back, so it is never the last.
+ * - **Stopping never depends on reading the status.** The stop is sent whenever the work is not
+ *   known to have ended, including when the status read itself fails (access denied, say); then it
+ *   is confirmed as far as possible. A failure whose stop could not be confirmed within the bound
+ *   says so in its details (`remote_work: "unconfirmed"`, with the checkpoint naming the work).
  * - **`lost` and `shutdown` leave the remote work running**: a peer, or this job's next holder,
  *   reattaches from the checkpoint.
+ * - **`rescheduled` stops it**: the job starts fresh and nobody will reattach, so the work this
+ *   execution started is stopped and confirmed (bounded by `stopBoundMs`: the lease is gone) before
+ *   the execution settles. When that holder is gone, the control plane keeps the cleared checkpoint
+ *   in the job's `stale_checkpoints`, and the next holder stops that work first, before it starts
+ *   fresh (or before it confirms a cancel).
  */
 import type { Checkpoint } from '../contract/index.ts';
 import { backoffDelay, sleep } from '../lib/retry.ts';
@@ -79,6 +89,11 @@ export interface RemoteRunOptions {
   pollMaxMs: number;
   /** While confirming a cancel: ask again when the work has not stopped after this long. */
   recancelAfterMs: number;
+  /**
+   * How long a stop that nothing else bounds may take to confirm (a failed job's work, a
+   * rescheduled job's work): default 4 × `recancelAfterMs`.
+   */
+  stopBoundMs?: number;
   /** Test hook: the random source of the jitter. */
   random?: () => number;
 }
@@ -100,6 +115,10 @@ export async function runRemote<I extends Intent, H, S>(
   const pause = (n: number) =>
     options.pollMinMs +
     backoffDelay(n, options.pollMinMs, options.pollMaxMs - options.pollMinMs, options.random);
+  const stopBoundMs = options.stopBoundMs ?? 4 * options.recancelAfterMs;
+  /** The work is known to have ended (its status said so): nothing to stop. */
+  let ended = false;
+  await stopStale(ctx, ops, options, pause);
   try {
     if (unresolved && intent !== undefined && ops.findByIntent) {
       handle = await ops.findByIntent(intent, ctx.leaseSignal);
@@ -140,8 +159,14 @@ export async function runRemote<I extends Intent, H, S>(
       const status = await ops.poll(handle, ctx.signal);
       ops.onStatus?.(handle, status);
       const phase = ops.phase(status);
-      if (phase === 'succeeded') return await ops.result(handle, status, ctx.signal);
-      if (phase === 'ended') throw await ops.failure(handle, status, ctx.signal);
+      if (phase === 'succeeded') {
+        ended = true;
+        return await ops.result(handle, status, ctx.signal);
+      }
+      if (phase === 'ended') {
+        ended = true;
+        throw await ops.failure(handle, status, ctx.signal);
+      }
       await sleep(pause(n), ctx.signal);
     }
   } catch (err) {
@@ -157,17 +182,46 @@ export async function runRemote<I extends Intent, H, S>(
         if (ops.phase(ended) === 'succeeded') return await ops.result(handle, ended, ctx.leaseSignal);
       }
     }
+    if (reason === 'rescheduled' && !ended) {
+      // The job starts fresh: nobody will reattach to this work. Stop it, bounded (the lease is
+      // gone, so nothing can be written; if this fails, the job's stale_checkpoints lead the next
+      // holder to it).
+      const bound = AbortSignal.timeout(stopBoundMs);
+      try {
+        if (handle === undefined && unresolved && intent !== undefined) {
+          handle = await resolveOnce(ops, intent, bound);
+        }
+        if (handle !== undefined) {
+          ctx.log.warn(`the job was rescheduled: stopping the ${ops.what} this execution started`);
+          await stopAndConfirm(ctx, ops, handle, options, pause, bound);
+        }
+      } catch (e) {
+        ctx.log.error(`could not confirm that the ${ops.what} of a rescheduled job stopped`, {
+          error: message(e),
+        });
+      }
+    }
     if (reason !== undefined) throw ctx.signal.reason;
     // A failure that ends the job for good (not retryable, or its last attempt) must not leave the
     // work running with nobody to stop it; a retryable one leaves it for the next attempt to reattach.
-    const final = !(err instanceof JobError && err.retryable) || job.attempt >= job.maxAttempts;
-    if (final && handle !== undefined) {
+    // A throttled failure is never final: the control plane gives its attempt back.
+    const retryable = err instanceof JobError && err.retryable;
+    const throttled = retryable && err.throttled;
+    const final = !retryable || (job.attempt >= job.maxAttempts && !throttled);
+    if (final && handle !== undefined && !ended) {
       ctx.log.warn(`the job fails for good: stopping the ${ops.what}`, { error: message(err) });
-      // Best effort, bounded: the failure is reported either way.
-      const bound = AbortSignal.any([ctx.leaseSignal, AbortSignal.timeout(options.recancelAfterMs)]);
-      await stopAndConfirm(ctx, ops, handle, options, pause, bound).catch((e: unknown) => {
-        ctx.log.error(`could not stop the ${ops.what} of a failed job`, { error: message(e) });
-      });
+      // Bounded: the failure is reported either way, saying whether the stop was confirmed.
+      const bound = AbortSignal.any([ctx.leaseSignal, AbortSignal.timeout(stopBoundMs)]);
+      const confirmed = await stopAndConfirm(ctx, ops, handle, options, pause, bound).then(
+        () => true,
+        (e: unknown) => {
+          ctx.log.error(`could not confirm that the ${ops.what} of a failed job stopped`, {
+            error: message(e),
+          });
+          return false;
+        },
+      );
+      if (!confirmed && intent !== undefined) throw unconfirmed(err, ops.write(intent, handle));
     }
     throw err;
   }
@@ -217,24 +271,118 @@ async function stopAndConfirm<I extends Intent, H, S>(
   let askedAt: number | undefined;
   for (let n = 0; ; n++) {
     signal.throwIfAborted();
+    let status: S | undefined;
     try {
-      const status = await ops.poll(handle, signal);
+      status = await ops.poll(handle, signal);
       if (ops.phase(status) !== 'active') {
         if (askedAt !== undefined) ctx.log.info(`${ops.what} stopped`);
         return status;
       }
-      if (askedAt === undefined || Date.now() - askedAt >= options.recancelAfterMs) {
+    } catch (err) {
+      signal.throwIfAborted();
+      // The status cannot be read (access denied, a malformed answer, the network): the stop is
+      // sent all the same; only a status that says the work ended can confirm it.
+      ctx.log.warn(
+        `could not confirm that the ${ops.what} stopped (its status cannot be read); asking it to stop anyway`,
+        {
+          error: message(err),
+        },
+      );
+    }
+    if (askedAt === undefined || Date.now() - askedAt >= options.recancelAfterMs) {
+      try {
         await ops.cancel(handle, signal);
         askedAt = Date.now();
         ctx.log.info(`${ops.what} cancel requested`);
         ctx.progress({ message: `stopping the ${ops.what}` });
+      } catch (err) {
+        signal.throwIfAborted();
+        ctx.log.warn(`could not confirm that the ${ops.what} stopped: asking it to stop failed; retrying`, {
+          error: message(err),
+        });
       }
-    } catch (err) {
-      signal.throwIfAborted();
-      ctx.log.warn(`could not confirm that the ${ops.what} stopped; retrying`, { error: message(err) });
     }
     await sleep(pause(n), signal);
   }
+}
+
+/**
+ * One lookup of what the service did with an intent, for a stop that cannot wait (a rescheduled
+ * job's work): the intent's work by lookup, or by submitting the same token again (idempotent).
+ */
+async function resolveOnce<I extends Intent, H, S>(
+  ops: RemoteRunOps<I, H, S>,
+  intent: I,
+  signal: AbortSignal,
+): Promise<H | undefined> {
+  if (ops.findByIntent) return await ops.findByIntent(intent, signal);
+  return await ops.submit(intent, signal);
+}
+
+/**
+ * Remote work a reschedule left behind (the job's `stale_checkpoints`): stopped and confirmed
+ * before this holder starts fresh, for as long as the lease is held; then the control plane is
+ * told to forget them. A checkpoint this executor did not write is left alone (logged).
+ */
+async function stopStale<I extends Intent, H, S>(
+  ctx: ExecuteContext,
+  ops: RemoteRunOps<I, H, S>,
+  options: RemoteRunOptions,
+  pause: (n: number) => number,
+): Promise<void> {
+  const stale = ctx.staleCheckpoints ?? [];
+  // Once per job execution, however many remote runs it drives (a multi-step executor).
+  if (stale.length === 0 || staleStopped.has(stale)) return;
+  for (const checkpoint of stale) {
+    const saved = ops.read(checkpoint);
+    if (saved === undefined) {
+      ctx.log.warn('a rescheduled attempt left a checkpoint this executor did not write; not stopping it');
+      continue;
+    }
+    let handle = saved.handle;
+    if (handle === undefined) {
+      for (let n = 0; handle === undefined; n++) {
+        ctx.leaseSignal.throwIfAborted();
+        try {
+          handle = await resolveOnce(ops, saved.intent, ctx.leaseSignal);
+          if (handle === undefined) break; // looked up and not there: nothing was submitted
+        } catch (err) {
+          ctx.leaseSignal.throwIfAborted();
+          ctx.log.warn(`could not learn whether a rescheduled attempt's ${ops.what} exists; retrying`, {
+            error: message(err),
+          });
+          await sleep(pause(n), ctx.leaseSignal);
+        }
+      }
+      if (handle === undefined) continue;
+    }
+    ctx.log.info(`stopping the ${ops.what} a rescheduled attempt left running`);
+    await stopAndConfirm(ctx, ops, handle, options, pause, ctx.leaseSignal);
+  }
+  await ctx.clearStaleCheckpoints?.();
+  staleStopped.add(stale);
+}
+
+/** Stale checkpoint lists already stopped and cleared (by identity: one per execution context). */
+const staleStopped = new WeakSet<readonly Checkpoint[]>();
+
+/** `err` with its details saying the remote work named by `checkpoint` may still run. */
+function unconfirmed(err: unknown, checkpoint: Checkpoint): JobError {
+  const base =
+    err instanceof JobError ? err : new JobError('INTERNAL', message(err), { retryable: true, cause: err }); // as coerceError would
+  const details =
+    base.details !== null && typeof base.details === 'object' && !Array.isArray(base.details)
+      ? base.details
+      : base.details === undefined
+        ? {}
+        : { details: base.details };
+  return new JobError(base.code, base.message, {
+    retryable: base.retryable,
+    details: { ...details, remote_work: 'unconfirmed', checkpoint },
+    cause: base.cause,
+    ...(base.retryAfterMs === undefined ? {} : { retryAfterMs: base.retryAfterMs }),
+    throttled: base.throttled,
+  });
 }
 
 function message(err: unknown): string {

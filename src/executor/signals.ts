@@ -20,7 +20,10 @@ export class JobSignals {
   }
 
   abort(reason: AbortReason): void {
-    if ((reason === 'lost' || reason === 'shutdown') && !this.lease.signal.aborted) {
+    if (
+      (reason === 'lost' || reason === 'rescheduled' || reason === 'shutdown') &&
+      !this.lease.signal.aborted
+    ) {
       this.lease.abort(new JobAbort(reason));
     }
     if (!this.job.signal.aborted) this.job.abort(new JobAbort(reason));

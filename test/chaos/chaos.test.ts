@@ -37,13 +37,17 @@
  *    reschedule revoked the older one's lease: then the older one must make its last call within
  *    the fencing bound (3/4 TTL, plus slack) of the reschedule.
  * 5. Quiescence: once every job is terminal, no execution calls the service any more.
- * 6. A run of an earlier series still active when its job ended is explained by a reschedule.
+ * 6. No orphaned remote work: no run of an earlier series (one a reschedule cleared) is still
+ *    active when its job ended, nor ends after it; a run of an earlier series without a reschedule
+ *    between is a violation too. (A rescheduled holder stops the work it started; when it is gone,
+ *    the next holder stops what the job's `stale_checkpoints` name before it starts fresh.)
+ * 7. No remote work outlives a failed job: no run of its final series is active when it failed (a
+ *    last attempt's expiry is cleaned up like a cancel before the job fails), unless the failure
+ *    itself says the stop is unconfirmed (`details.remote_work: "unconfirmed"`), which is reported.
  *
- * Remote work the product leaves behind by its current design is REPORTED as a gap, not failed (set
- * FAULTS_STRICT=1 to fail on gaps): a run orphaned by a reschedule (the checkpoint is cleared and
- * the holder told `lost`, which leaves remote work running), a run still active when its job failed
- * (attempts spent: nobody reattaches), and a job confirmed `cancelled` whose run SUCCEEDED (the
- * cancel path counts any end of the work as stopped, so the result is dropped).
+ * What is still REPORTED as a gap, not failed (set FAULTS_STRICT=1 to fail on gaps): a job confirmed
+ * `cancelled` whose run SUCCEEDED (the cancel path counts any end of the work as stopped, so the
+ * result is dropped), and a failed job whose failure reports its stop unconfirmed.
  *
  * FAULTS_SEED=<n> (or CHAOS_SEED) runs another seed; FAULTS_KEEP=1 keeps the journal, schedule and
  * daemon logs.
@@ -82,6 +86,8 @@ const TTL = 1_500;
 const FENCE = Math.floor((TTL * 3) / 4);
 /** Event-loop and network slack on top of the fencing bound (2 shared cores, ~6 processes). */
 const SLACK = 250;
+/** How long a rescheduled execution may spend stopping its run: the helper's bound (4 × recancel). */
+const STOP_BOUND = 4 * 800 + 1_500;
 const JOBS = Math.max(24, Math.round(DURATION_S * 0.6));
 const DML_JOBS = Math.max(8, Math.round(DURATION_S / 4));
 /** How long every job may take to end once the schedule is over. */
@@ -528,19 +534,15 @@ describe('daemons under a seeded schedule of faults', () => {
           const activeAt = (r: Run, t: number) =>
             r.createdAt <= t && (r.endedAt === undefined || r.endedAt > t);
 
-          // 6. Runs of earlier series: only a reschedule may leave them behind.
+          // 6. Runs of earlier series: stopped before the job ended, reschedule or not.
           for (const r of earlier) {
             const stoppedInTime = r.endedAt !== undefined && r.endedAt <= endedAt;
             if (stoppedInTime && !ACTIVE_STATES.has(r.state)) continue;
-            if (!rescheduledAt.has(id)) {
-              violations.push(
-                `${id} (${job.state}): run of an earlier series left running without a reschedule: ${fmtRun(r)}`,
-              );
-            } else {
-              gaps.push(
-                `orphaned by a reschedule: ${id} (${job.state} at ${endedAt - started}): ${fmtRun(r)}`,
-              );
-            }
+            violations.push(
+              rescheduledAt.has(id)
+                ? `${id} (${job.state} at ${endedAt - started}): run orphaned by a reschedule: ${fmtRun(r)}`
+                : `${id} (${job.state}): run of an earlier series left running without a reschedule: ${fmtRun(r)}`,
+            );
           }
           // 1. Cancel confirmed downstream.
           if (job.state === 'cancelled') {
@@ -575,11 +577,15 @@ describe('daemons under a seeded schedule of faults', () => {
             notes.push(
               `${id}: failed: ${job.failures.map((f) => `${f.code}${f.retryable ? '' : '!'}`).join(', ')}`,
             );
+            // 7. No remote work outlives a failed job (a last attempt's expiry included).
+            const last = job.failures.at(-1);
+            const unconfirmed =
+              (last?.details as { remote_work?: string } | null | undefined)?.remote_work === 'unconfirmed';
             for (const r of current) {
-              if (activeAt(r, endedAt))
-                gaps.push(
-                  `left running by a failed job: ${id} (failed at ${endedAt - started}, ${job.failures.at(-1)?.code}): ${fmtRun(r)}`,
-                );
+              if (!activeAt(r, endedAt)) continue;
+              const what = `left running by a failed job: ${id} (failed at ${endedAt - started}, ${last?.code}): ${fmtRun(r)}`;
+              if (unconfirmed) gaps.push(`${what} (the failure says the stop is unconfirmed)`);
+              else violations.push(what);
             }
           }
           // 3. One run at a time within a series.
@@ -604,13 +610,29 @@ describe('daemons under a seeded schedule of faults', () => {
               }
             }
           }
-          // 4. One execution at a time.
+          // 4. One execution at a time. An execution revoked by a reschedule stops the run it started
+          // (polls and cancels, or a repeat of its create token to learn the run): those calls are its
+          // stop, not its work, and must end within the fencing bound plus the helper's stop bound.
           const spans = new Map<string, ExecutionSpan>();
+          const stopCalls = new Map<string, number>();
           for (const e of service.journal) {
             if (e.job_id !== id || e.exec === undefined) continue;
             const s = spans.get(e.exec);
-            if (s) s.last = e.at;
+            const stopping =
+              s !== undefined &&
+              (e.op === 'poll' || e.op === 'cancel' || e.event === 'create_dup') &&
+              (rescheduledAt.get(id) ?? []).some((w) => w.t0 >= s.first && w.t0 <= e.at);
+            if (stopping) stopCalls.set(e.exec, e.at);
+            else if (s) s.last = e.at;
             else spans.set(e.exec, { exec: e.exec, pid: e.by, attempt: e.attempt, first: e.at, last: e.at });
+          }
+          for (const [exec, at] of stopCalls) {
+            const x = spans.get(exec)!;
+            const w = (rescheduledAt.get(id) ?? []).find((r) => r.t0 >= x.first && r.t0 <= at)!;
+            if (at > w.t1 + FENCE + STOP_BOUND + SLACK)
+              violations.push(
+                `${id}: ${exec} (pid ${x.pid}) was still stopping its run ${at - w.t1} ms after the reschedule at ${w.t1 - started}`,
+              );
           }
           const ordered = [...spans.values()].sort((a, b) => a.first - b.first);
           for (const w of rescheduledAt.get(id) ?? []) {

@@ -136,7 +136,9 @@ describe('lost leases', () => {
     await waitFor(() => existsSync(join(d.dir, `${job.id}.started`)));
     await c.user('POST', `/v1/jobs/${job.id}/reschedule`);
     await waitFor(() => existsSync(join(d.dir, `${job.id}.aborted`)), { what: 'the lost abort' });
-    expect(JSON.parse(readFileSync(join(d.dir, `${job.id}.aborted`), 'utf8'))).toEqual({ reason: 'lost' });
+    expect(JSON.parse(readFileSync(join(d.dir, `${job.id}.aborted`), 'utf8'))).toEqual({
+      reason: 'rescheduled',
+    });
     expect((await d.metrics.leasesLost.get()).values[0]?.value).toBe(1);
     // The first daemon goes away (releasing the job if it already claimed it again) …
     await daemons.shift()!.stop();

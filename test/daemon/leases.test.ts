@@ -125,7 +125,7 @@ const runningOf = (remote: MemoryRemote, jobId: string) =>
   remote.runsOf(jobId).filter((r) => r.state === 'RUNNING');
 
 describe('one execution per job, lease loss seen within one poll', () => {
-  it('a reschedule between renewals aborts the old execution (lost) before the job runs again here', async () => {
+  it('a reschedule between renewals aborts the old execution (rescheduled), which stops its run, before the job runs again here', async () => {
     const s = await setup();
     await s.daemon('op-a');
     const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
@@ -136,11 +136,18 @@ describe('one execution per job, lease loss seen within one poll', () => {
     // The daemon claims the job back (a fresh start: a new run) only after the old one settled.
     await waitFor(() => s.remote.runsOf(job.id).length === 2, { what: 'the second run', timeoutMs: 5_000 });
     const [first, second] = s.log.filter((r) => r.jobId === job.id);
-    expect(first?.reason).toBe('lost');
+    expect(first?.reason).toBe('rescheduled');
     expect(first?.end).toBeLessThanOrEqual(second!.start);
     expect(maxOverlap(s.log, job.id)).toBe(1);
-    // Lost leaves remote work alone: the first run was never cancelled.
-    expect(s.remote.journal.filter((e) => e.op === 'cancel')).toEqual([]);
+    // A reschedule starts fresh, so nobody would reattach to the first run: the old execution
+    // stopped it, confirmed, before it settled (and so before the second run was created).
+    const [run1, run2] = s.remote.runsOf(job.id);
+    expect(run1!.state).toBe('CANCELLED');
+    const cancelledAt = s.remote.journal.find((e) => e.op === 'cancel' && e.run === run1!.id)?.at;
+    const createdAt = s.remote.journal.find((e) => e.op === 'create' && e.run === run2!.id)?.at;
+    expect(cancelledAt).toBeDefined();
+    expect(cancelledAt!).toBeLessThanOrEqual(createdAt!);
+    expect(s.remote.journal.filter((e) => e.op === 'cancel' && e.run === run2!.id)).toEqual([]);
   });
 
   it('an expiry the holder did not see is answered lost, and the re-claim reattaches only after the old stopped', async () => {
@@ -263,6 +270,52 @@ describe('a cancel is confirmed downstream, whatever happens to the holder', () 
     await s.daemon('op-b');
     await waitFor(async () => (await s.get(job.id)).state === 'cancelled', { what: 'cancelled' });
     expect(s.remote.runsOf(job.id).map((r) => r.state)).toEqual(['CANCELLED']);
+  });
+
+  it('a last attempt whose lease expired with live remote work is stopped by another operator, then fails', async () => {
+    const s = await setup();
+    const { partition } = await s.daemon('op-a', { partitioned: true });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 }, { max_attempts: 1 });
+    await s.started(job.id);
+    partition!.cutNow();
+    s.expireLeases();
+    expect(await s.get(job.id)).toMatchObject({
+      state: 'pending_cancellation',
+      checkpoint: { run: 'run-1' },
+    });
+    await s.daemon('op-b');
+    const done = await waitFor(
+      async () => {
+        const j = await s.get(job.id);
+        return j.state === 'failed' ? j : undefined;
+      },
+      { what: 'failed' },
+    );
+    expect(done.failures.map((f) => f.code)).toEqual(['LEASE_EXPIRED']);
+    expect(s.remote.runsOf(job.id).map((r) => r.state)).toEqual(['CANCELLED']);
+  });
+
+  it('a rescheduled job whose holder is cut off has its old run stopped by the next holder before it starts afresh', async () => {
+    const s = await setup();
+    const { partition } = await s.daemon('op-a', { partitioned: true });
+    const job = await s.c.submit(TRUNCATE, { dataset_id: 1 });
+    await s.started(job.id);
+    partition!.cutNow();
+    await s.c.user('POST', `/v1/jobs/${job.id}/reschedule`);
+    expect(await s.get(job.id)).toMatchObject({ state: 'pending', stale_checkpoints: [{ run: 'run-1' }] });
+    await s.daemon('op-b');
+    await waitFor(() => s.remote.runsOf(job.id).length === 2, { what: 'the fresh run' });
+    const [old, fresh] = s.remote.runsOf(job.id);
+    expect(old!.state).toBe('CANCELLED');
+    const stoppedAt = s.remote.journal.find(
+      (e) => e.op === 'cancel' && e.run === old!.id && e.by === 'op-b',
+    )?.at;
+    const createdAt = s.remote.journal.find((e) => e.op === 'create' && e.run === fresh!.id)?.at;
+    expect(stoppedAt).toBeDefined();
+    expect(stoppedAt!).toBeLessThanOrEqual(createdAt!);
+    await waitFor(async () => (await s.get(job.id)).stale_checkpoints.length === 0, {
+      what: 'the stale checkpoint cleared',
+    });
   });
 
   it('an executor that cannot stop the work fails the job, which stays pending_cancellation for another try', async () => {

@@ -88,7 +88,7 @@ class FakeControlPlane implements ControlPlane {
         });
       });
     }
-    return { claimed, cancel: [], lost: [], lease_ttl_ms: 30_000 };
+    return { claimed, cancel: [], lost: [], lost_reasons: {}, lease_ttl_ms: 30_000, parked_ms: 0 };
   }
   async report(req: ReportRequest): Promise<ReportResponse> {
     this.reports.push(...req.reports);
@@ -119,6 +119,7 @@ function fakeJob(type: string, input: unknown): Job {
     max_attempts: 3,
     lease: { token: randomUUID(), expires_at: now },
     checkpoint: null,
+    stale_checkpoints: [],
     progress: null,
     failures: [],
     cancellation_reason: null,

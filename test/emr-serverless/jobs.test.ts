@@ -299,7 +299,7 @@ describe('lost and drain leave the run alone', () => {
     expect(run.state).toBe('RUNNING');
   });
 
-  it('a reschedule (lost lease) does not cancel the run', async () => {
+  it('a reschedule stops the run the old execution started before the fresh start submits a new one', async () => {
     s = await startEmrStack({ mode: 'manual' });
     const stack = s;
     const job = await stack.submit('costs', fixture('costs.input'));
@@ -313,11 +313,16 @@ describe('lost and drain leave the run alone', () => {
       body: {},
     });
     expect(r.status).toBe(200);
-    // The fresh start submits a new run (new nonce); the old one is left to EMR, not cancelled.
+    // The holder hears `lost` (rescheduled): nobody would reattach to the old run, so it cancels it
+    // and waits for EMR to say it ended before it settles; only then does the fresh start submit.
+    await waitFor(() => run.cancels.length === 1, { what: 'CancelJobRun of the old run' });
+    expect(stack.emr.runs.size).toBe(1);
+    stack.emr.setState(run.id, 'CANCELLED');
     const second = await waitFor(() => [...stack.emr.runs.values()].find((x) => x.id !== run.id), {
       what: 'the fresh submission',
     });
     expect(second.clientToken).not.toBe(run.clientToken);
-    expect(run.cancels).toEqual([]);
+    expect(run.cancels).toHaveLength(1);
+    expect(second.cancels).toEqual([]);
   });
 });

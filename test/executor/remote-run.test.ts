@@ -202,3 +202,147 @@ describe('lost and shutdown leave the remote work alone', () => {
     });
   }
 });
+
+describe('a throttled failure is never final', () => {
+  it('leaves the run alone on the last attempt when the status read is throttled (the control plane gives the attempt back)', async () => {
+    const { remote, executor } = setup();
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }, { attempt: 1, maxAttempts: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    const run = [...remote.runs.values()][0]!;
+    // One status read throttled after the SDK's own tries (issue 22's repro), then the service
+    // answers again: a stop routine would now find the run and stop it.
+    const poll = remote.poll.bind(remote);
+    let throttled = false;
+    remote.poll = (id, by) => {
+      if (!throttled) {
+        throttled = true;
+        throw new JobError('REMOTE_THROTTLED', 'Rate exceeded', { retryable: true, throttled: true });
+      }
+      return poll(id, by);
+    };
+    await expect(running).rejects.toMatchObject({ code: 'REMOTE_THROTTLED', throttled: true });
+    expect(run.state).toBe('RUNNING');
+    expect(remote.journal.filter((e) => e.op.startsWith('cancel'))).toEqual([]);
+  });
+});
+
+describe('stopping does not depend on reading the status', () => {
+  it('sends the stop when the status read fails for good, and says the stop is unconfirmed, with the run, in the failure', async () => {
+    const { remote, executor } = setup();
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    const run = [...remote.runs.values()][0]!;
+    remote.poll = () => {
+      throw new JobError('REMOTE_ACCESS_DENIED', 'not authorized to describe', { retryable: false });
+    };
+    const err = await running.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(JobError);
+    expect(err).toMatchObject({
+      code: 'REMOTE_ACCESS_DENIED',
+      retryable: false,
+      details: { remote_work: 'unconfirmed', checkpoint: { run: run.id, token: run.token } },
+    });
+    // The stop was sent although no status could be read.
+    expect(remote.journal.filter((e) => e.op === 'cancel' && e.run === run.id).length).toBeGreaterThan(0);
+    expect(run.state).toBe('CANCELLED');
+  });
+
+  it('reports no unconfirmed stop when the status confirms it', async () => {
+    const { remote, executor } = setup();
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    const poll = remote.poll.bind(remote);
+    let failed = false;
+    remote.poll = (id, by) => {
+      if (!failed) {
+        failed = true;
+        throw new JobError('REMOTE_BAD_INPUT', 'the run was refused', { retryable: false });
+      }
+      return poll(id, by);
+    };
+    const err = await running.then(
+      () => undefined,
+      (e: unknown) => e as JobError,
+    );
+    expect(err).toMatchObject({ code: 'REMOTE_BAD_INPUT' });
+    expect(err?.details).toBeUndefined();
+    expect([...remote.runs.values()][0]!.state).toBe('CANCELLED');
+  });
+});
+
+describe('a reschedule leaves no remote work behind', () => {
+  it('on rescheduled: stops the run this execution started and confirms it before settling', async () => {
+    const { remote, executor } = setup();
+    remote.cancellingPolls = 2;
+    const t = createTestContext();
+    const running = executor.execute(testJob(TYPE, { dataset_id: 1 }), t.ctx);
+    await waitFor(() => t.checkpoints.length === 2);
+    t.abort('rescheduled');
+    await expect(running).rejects.toMatchObject({ reason: 'rescheduled' });
+    // Settled only once the service said the run ended.
+    expect([...remote.runs.values()][0]!.state).toBe('CANCELLED');
+    // Nothing could be written: the lease is gone.
+    expect(t.checkpoints).toHaveLength(2);
+  });
+
+  it('the next holder stops the work stale checkpoints name (by run, or by intent) before it submits afresh, then clears them', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const byRun = remote.create(`${job.id}-old1`, job.id, 'old-holder');
+    const byIntent = remote.create(`${job.id}-old2`, job.id, 'old-holder');
+    const t = createTestContext();
+    let cleared = 0;
+    const ctx = {
+      ...t.ctx,
+      staleCheckpoints: [
+        { token: byRun.token, attempt: 1, run: byRun.id },
+        // Saved before the old holder learned the run id: found by submitting the token again.
+        { token: byIntent.token, attempt: 1 },
+      ],
+      clearStaleCheckpoints: async () => {
+        expect(remote.runsOf(job.id).every((r) => r.state !== 'RUNNING')).toBe(true);
+        cleared++;
+      },
+    };
+    remote.pollsToFinish = 2;
+    expect(await executor.execute(job, ctx)).toEqual({ type: TYPE });
+    expect(cleared).toBe(1);
+    expect(byRun.state).toBe('CANCELLED');
+    expect(byIntent.state).toBe('CANCELLED');
+    const fresh = remote.runsOf(job.id).filter((r) => r.id !== byRun.id && r.id !== byIntent.id);
+    expect(fresh).toHaveLength(1);
+    expect(fresh[0]!.state).toBe('SUCCEEDED');
+    const createdFresh = remote.journal.find((e) => e.op === 'create' && e.run === fresh[0]!.id)!.at;
+    for (const old of [byRun, byIntent]) {
+      const cancelled = remote.journal.find((e) => e.op === 'cancel' && e.run === old.id)!.at;
+      expect(cancelled).toBeLessThanOrEqual(createdFresh);
+    }
+  });
+
+  it('a cancel of a job whose only remote work is stale stops that work and confirms the cancel', async () => {
+    const { remote, executor } = setup();
+    const job = testJob(TYPE, { dataset_id: 1 });
+    const old = remote.create(`${job.id}-old`, job.id, 'old-holder');
+    const t = createTestContext();
+    t.abort('cancel');
+    let cleared = 0;
+    await expect(
+      executor.execute(job, {
+        ...t.ctx,
+        staleCheckpoints: [{ token: old.token, attempt: 1, run: old.id }],
+        clearStaleCheckpoints: async () => {
+          cleared++;
+        },
+      }),
+    ).rejects.toMatchObject({ reason: 'cancel' });
+    expect(old.state).toBe('CANCELLED');
+    expect(cleared).toBe(1);
+    expect(remote.runsOf(job.id)).toHaveLength(1);
+  });
+});
