@@ -21,7 +21,15 @@
  * STATEMENT_TIMEOUT_IN_SECONDS is the time left until the job's deadline.
  *
  * Abort reasons: `cancel` and `timeout` run SYSTEM$CANCEL_QUERY (from any session) and return only
- * once the query's status says it ended; `lost` and `shutdown` leave the query running.
+ * once the query's status says it ended; `rescheduled` stops the running statement the same way,
+ * bounded (remote-run.ts); `lost` and `shutdown` leave the query running.
+ *
+ * A reschedule whose holder was gone leaves the cleared checkpoint in the job's
+ * `stale_checkpoints`. Those are whole-job checkpoints (every step), which the per-step remote-run
+ * cannot read, so the job does it first, before any step: each step's query that is not known to
+ * have ended (its query id, or the one its QUERY_TAG finds) gets SYSTEM$CANCEL_QUERY until its status
+ * says it ended (ABORTING has not), for as long as the lease is held; then the control plane is told
+ * to forget them (`clearStaleCheckpoints`). The steps' contexts carry no stale checkpoints.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -38,7 +46,7 @@ import {
   runHandler,
 } from '../../src/executor/index.ts';
 import { type RemoteRunOps, runRemote } from '../../src/executor/remote-run.ts';
-import { retry } from '../../src/lib/retry.ts';
+import { backoffDelay, retry, sleep } from '../../src/lib/retry.ts';
 import { abortable, type Bind, type FetchedResult, queryPhase, type SnowflakeClient } from './client.ts';
 import type { SNOWFLAKE_JOB_TYPES, SnowflakeConfig } from './config.ts';
 import { checkedDml, idempotentCreate, ident, literal, Names, qualified } from './sql.ts';
@@ -114,6 +122,52 @@ class JobRun {
     return Math.min(604_800, Math.max(1, Math.ceil((this.ctx.deadline - Date.now()) / 1000)));
   }
 
+  /**
+   * Stops the queries a rescheduled attempt left (the job's `stale_checkpoints`, see the header),
+   * then tells the control plane to forget them. Runs under the lease signal: a cancel arriving
+   * meanwhile does not interrupt it (the cancel path wants that work stopped too).
+   */
+  async stopStale(): Promise<void> {
+    const stale = this.ctx.staleCheckpoints ?? [];
+    if (stale.length === 0) return;
+    const { config } = this.ex;
+    const signal = this.ctx.leaseSignal;
+    for (const checkpoint of stale) {
+      const parsed = SnowflakeCheckpoint.safeParse(checkpoint);
+      if (!parsed.success) {
+        this.ctx.log.warn(
+          'a rescheduled attempt left a checkpoint this executor did not write; not stopping it',
+        );
+        continue;
+      }
+      const { nonce, steps } = parsed.data;
+      for (const [name, step] of Object.entries(steps)) {
+        // An intent without a query id: the holder may have submitted it; its tag finds it.
+        const id =
+          step.query_id ??
+          (await retry(
+            () => this.ex.findByTag(`${nonce}-${name}-${step.submission}`, this.warehouse, signal),
+            {
+              maxAttempts: 4,
+              baseMs: config.pollMinMs,
+              capMs: config.pollMaxMs,
+              signal,
+              classify: (err) => ({ retryable: err instanceof JobError && err.retryable }),
+            },
+          ));
+        if (id === undefined) continue;
+        await this.ex.stopQuery(
+          id,
+          this.warehouse,
+          signal,
+          this.ctx,
+          `Snowflake query (${name}) a rescheduled attempt left`,
+        );
+      }
+    }
+    await this.ctx.clearStaleCheckpoints?.();
+  }
+
   /** Runs (or reattaches to) one named step's statement; resolves with its result. */
   async step(name: string, kind: StepKind, sql: string, binds: Bind[] = []): Promise<FetchedResult> {
     const { client, config } = this.ex;
@@ -121,6 +175,8 @@ class JobRun {
     const state = this.state;
     const stepCtx: ExecuteContext = {
       ...this.ctx,
+      // The job's stale checkpoints are stopped and cleared once, before the first step (stopStale).
+      staleCheckpoints: [],
       checkpoint: state.steps[name] ?? null,
       saveCheckpoint: async (cp: Checkpoint) => {
         const step = StepCheckpoint.parse(cp);
@@ -246,7 +302,57 @@ export class SnowflakeExecutor implements Executor {
     ctx: ExecuteContext,
     fn: (r: JobRun) => Promise<unknown>,
   ): Promise<unknown> {
-    return fn(new JobRun(this, job, ctx));
+    const r = new JobRun(this, job, ctx);
+    await r.stopStale();
+    return fn(r);
+  }
+
+  /**
+   * Stops a query and confirms it: its status first (a query known to have ended, SUCCESS included,
+   * is left alone), else SYSTEM$CANCEL_QUERY, asked again every `cancelWaitMs` until a status says
+   * it ended (ABORTING has not). A status that cannot be read does not hold the cancel back. Runs for
+   * as long as `signal` lives (the lease); polls at jittered, growing intervals.
+   */
+  async stopQuery(
+    queryId: string,
+    warehouse: string,
+    signal: AbortSignal,
+    ctx: Pick<ExecuteContext, 'log' | 'progress'>,
+    what: string,
+  ): Promise<string> {
+    const { pollMinMs, pollMaxMs, cancelWaitMs } = this.config;
+    let askedAt: number | undefined;
+    for (let n = 0; ; n++) {
+      signal.throwIfAborted();
+      try {
+        const status = await this.client.status(queryId, warehouse, signal);
+        if (queryPhase(status) !== 'active') {
+          if (askedAt !== undefined) ctx.log.info(`${what} stopped`, { query_id: queryId, status });
+          return status;
+        }
+      } catch (err) {
+        signal.throwIfAborted();
+        ctx.log.warn(`could not read the status of the ${what}; asking it to stop anyway`, {
+          query_id: queryId,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+      if (askedAt === undefined || Date.now() - askedAt >= cancelWaitMs) {
+        try {
+          await this.cancelQuery(queryId, warehouse, signal);
+          askedAt = Date.now();
+          ctx.log.info(`stopping the ${what}`, { query_id: queryId });
+          ctx.progress({ message: `stopping the ${what}` });
+        } catch (err) {
+          signal.throwIfAborted();
+          ctx.log.warn(`asking the ${what} to stop failed; retrying`, {
+            query_id: queryId,
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      }
+      await sleep(pollMinMs + backoffDelay(n, pollMinMs, pollMaxMs - pollMinMs), signal);
+    }
   }
 
   /** Looks a submission up in the query history by its tag; its query id, or undefined. */

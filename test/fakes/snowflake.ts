@@ -143,6 +143,12 @@ export interface InjectedFailure {
   message: string;
   sqlState?: string;
   times?: number;
+  /**
+   * `submit`: answer this HTTP status instead (429: "too many requests", which Snowflake's SQL API
+   * lists with no error code, so the body here is plain text; the driver retries it itself,
+   * `util.js` `isRetryableHttpError`). `code` and `message` are then unused.
+   */
+  httpStatus?: number;
 }
 
 export interface FakeSnowflakeOptions {
@@ -608,6 +614,11 @@ export async function startSnowflakeFake(options: FakeSnowflakeOptions): Promise
     if (req.method === 'POST' && path === '/queries/v1/query-request') {
       const sql = String(body.sqlText ?? '');
       const injected = takeFailure(failures, 'submit', sql);
+      if (injected?.httpStatus !== undefined) {
+        events.push(`http ${injected.httpStatus} query-request`);
+        res.writeHead(injected.httpStatus, { 'content-type': 'text/plain' });
+        return res.end('Too many requests');
+      }
       if (injected) {
         return failure(res, injected.code, injected.message, { sqlState: injected.sqlState ?? '42000' });
       }

@@ -214,6 +214,18 @@ describe('tokens (table: "Session and master token")', () => {
   });
 });
 
+describe('throttling (table: "Error codes", throttling)', () => {
+  it('a query-request answered HTTP 429 is retried by the driver itself: the job completes, one execution, no failure to classify', async () => {
+    const id = await dataset();
+    const match = new RegExp(`^DELETE FROM company_56.dataset_${id}\\b`);
+    fake.failures.push({ match, at: 'submit', httpStatus: 429, code: '', message: '', times: 1 });
+    const r = run('datasets_execute_dml', dml(id, `DELETE FROM company_56.dataset_${id} WHERE id <= 2`));
+    expect(await r.done).toEqual({ type: 'datasets_execute_dml', affected_rows: 2 });
+    expect(fake.events).toContain('http 429 query-request');
+    expect(fake.executions(match)).toHaveLength(1);
+  });
+});
+
 describe('login (table: "Error codes", network)', () => {
   it('a login refused at attempt 1 records no intent, and attempt 2 runs the DML once (never DML_OUTCOME_UNKNOWN)', async () => {
     const id = await dataset();

@@ -9,9 +9,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SnowflakeExecutor } from '../../executors/snowflake/executor.ts';
 import { snowflakeModule } from '../../executors/snowflake/index.ts';
 import type { Job } from '../../src/contract/index.ts';
+import type { ControlPlane } from '../../src/daemon/control-plane.ts';
 import type { FakeSnowflake } from '../fakes/snowflake.ts';
 import { call, clients, startTestControlPlane, type TestControlPlane, waitFor } from '../helpers.ts';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.ts';
+import { Partition } from '../support/partition.ts';
 import { type CliProcess, runCli } from '../support/processes.ts';
 import { snowflakeEnv, startFake } from './support.ts';
 
@@ -27,7 +29,10 @@ interface Stack {
   submit(type: string, input: unknown): Promise<Job>;
   get(id: string): Promise<Job>;
   settle(id: string): Promise<Job>;
-  daemon(): Promise<{ td: TestDaemon; ex: SnowflakeExecutor }>;
+  /** A daemon; `partitioned`: its control-plane link can be cut (`partition.cutNow()`). */
+  daemon(opts?: {
+    partitioned?: boolean;
+  }): Promise<{ td: TestDaemon; ex: SnowflakeExecutor; partition?: Partition }>;
 }
 
 async function stack(): Promise<Stack> {
@@ -54,18 +59,29 @@ async function stack(): Promise<Stack> {
         { what: `job ${id} to end`, timeoutMs: 20_000 },
       );
     },
-    async daemon() {
+    async daemon(opts = {}) {
       const ex = (await snowflakeModule.createExecutor(snowflakeEnv(fake))) as SnowflakeExecutor;
+      let partition: Partition | undefined;
       const td = await startTestDaemon(cp, {
         executors: [ex],
         jobTimeoutMs: 600_000,
         progressIntervalMs: 100,
+        ...(opts.partitioned
+          ? {
+              // Full while it holds its one job: a poll parked before the cut claims nothing for it.
+              concurrency: 1,
+              wrapControlPlane: (inner: ControlPlane) => {
+                partition = new Partition(inner);
+                return partition;
+              },
+            }
+          : {}),
       });
       cleanup.push(
         () => td.stop(),
         () => ex.close(),
       );
-      return { td, ex };
+      return { td, ex, ...(partition ? { partition } : {}) };
     },
   };
 }
@@ -235,6 +251,41 @@ describe('through the daemon', () => {
     expect(done.result).toEqual({ type: 'datasets_execute_dml', affected_rows: 60 });
     expect(s.fake.executions(/^DELETE FROM company_56\.dataset_8/)).toHaveLength(1);
     expect(q.abortedAt).toBeUndefined();
+  }, 30_000);
+
+  it('a rescheduled job whose holder is cut off: the next holder stops the old query before it runs afresh, and the stale checkpoint is cleared', async () => {
+    const s = await stack();
+    const first = await s.daemon({ partitioned: true });
+    await seedDataset(s, 9);
+    const match = /^UPDATE company_56\.dataset_9\b/;
+    s.fake.delays.push({ match, ms: 60_000 });
+    const job = await s.submit('datasets_execute_dml', dml(9, 'UPDATE company_56.dataset_9 SET x = 0'));
+    const old = await waitFor(() => s.fake.executions(match)[0], { what: 'the update submitted' });
+    await waitFor(async () => ((await s.get(job.id)).checkpoint as any)?.steps?.dml?.query_id, {
+      what: 'the query id checkpoint',
+    });
+    first.partition!.cutNow();
+    const r = await call(s.cp.url, 'POST', `/v1/jobs/${job.id}/reschedule`, {
+      token: s.cp.adminToken,
+      body: {},
+    });
+    expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
+    const rescheduled = await s.get(job.id);
+    expect(rescheduled).toMatchObject({ state: 'pending', checkpoint: null });
+    expect((rescheduled.stale_checkpoints as any[])[0].steps.dml.query_id).toBe(old.id);
+    expect(old.status).toBe('RUNNING');
+    s.fake.delays.length = 0;
+    await s.daemon();
+    const done = await s.settle(job.id);
+    expect(done.state, JSON.stringify(done.failures)).toBe('completed');
+    expect(done.result).toEqual({ type: 'datasets_execute_dml', affected_rows: 100 });
+    const runs = s.fake.executions(match);
+    expect(runs).toHaveLength(2);
+    expect(old.status).toBe('ABORTED');
+    const events = s.fake.events;
+    expect(events.indexOf(`status ${old.id} ABORTED`)).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf(`status ${old.id} ABORTED`)).toBeLessThan(events.indexOf(`submit ${runs[1]!.id}`));
+    expect(done.stale_checkpoints).toEqual([]);
   }, 30_000);
 
   it('a session that expires mid-job: a fresh connection reattaches by query id', async () => {

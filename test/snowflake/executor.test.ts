@@ -42,6 +42,13 @@ const run = (
   return { t, job: j, done: ex.execute(j, t.ctx) };
 };
 
+const dml = (id: number, sql: string) => ({
+  dataset_id: id,
+  nql: 'n/a',
+  compiled_sql: sql,
+  nio_last_modified_at: '2024-01-15T10:30:00Z',
+});
+
 async function createDataset(rows = true): Promise<number> {
   const id = nextDataset++;
   const { done } = run('datasets_create_table', {
@@ -382,6 +389,27 @@ describe('cancel, session expiry', () => {
     expect(q.abortedAt).toBeUndefined();
   });
 
+  it('stops the running statement on rescheduled, confirmed by status, before settling', async () => {
+    const id = await createDataset();
+    fake.delays.push({ match: /^UPDATE company_56/, ms: 30_000 });
+    const r = run('datasets_execute_dml', dml(id, `UPDATE company_56.dataset_${id} SET x = 0`));
+    const q = await waitFor(() => fake.executions(new RegExp(`UPDATE company_56.dataset_${id}`))[0], {
+      what: 'the update',
+    });
+    await waitFor(() => (r.t.checkpoint as any)?.steps?.dml?.query_id, { what: 'the query id checkpoint' });
+    r.t.abort('rescheduled');
+    let statusWhenSettled: string | undefined;
+    await r.done.then(
+      () => expect.unreachable('a rescheduled execution does not complete'),
+      (err: unknown) => {
+        statusWhenSettled = q.status;
+        expect(err).toMatchObject({ reason: 'rescheduled' });
+      },
+    );
+    expect(statusWhenSettled).toBe('ABORTED');
+    expect(fake.executions(/SYSTEM\$CANCEL_QUERY/).some((c) => c.sql.includes(q.id))).toBe(true);
+  });
+
   it('discards a connection whose session expired and goes on with a fresh one', async () => {
     const id = await createDataset();
     fake.delays.push({ match: /^DELETE FROM company_56/, ms: 300 });
@@ -619,5 +647,109 @@ describe('the configuration in effect', () => {
     } finally {
       await oauth.close();
     }
+  });
+});
+
+describe('remote work a reschedule left (stale_checkpoints, issue 22)', () => {
+  /** The execution context of a holder given the job's stale checkpoints; counts the clears. */
+  const withStale = (t: ReturnType<typeof createTestContext>, stale: unknown[]) => {
+    const cleared: number[] = [];
+    const ctx = {
+      ...t.ctx,
+      staleCheckpoints: stale as any[],
+      clearStaleCheckpoints: async () => {
+        cleared.push(Date.now());
+      },
+    };
+    return { ctx, cleared };
+  };
+
+  it('a rescheduled job whose holder is gone: the next holder stops the old query (ABORTING is not ended) before it submits afresh, then clears the list', async () => {
+    const id = await createDataset();
+    const match = new RegExp(`^UPDATE company_56.dataset_${id}\\b`);
+    fake.delays.push({ match, ms: 30_000 });
+    // ABORTING for longer than DPO_SNOWFLAKE_CANCEL_WAIT_MS (500 ms): a stop is confirmed only by ABORTED.
+    fake.settings.abortingMs = 1_200;
+    try {
+      const first = run('datasets_execute_dml', dml(id, `UPDATE company_56.dataset_${id} SET x = 0`));
+      const old = await waitFor(() => fake.executions(match)[0], { what: 'the first update' });
+      await waitFor(() => (first.t.checkpoint as any)?.steps?.dml?.query_id, {
+        what: 'the query id checkpoint',
+      });
+      // The holder is cut off: its query runs on (lost leaves it for a reattach that never comes).
+      first.t.abort('lost');
+      await expect(first.done).rejects.toBeInstanceOf(JobAbort);
+      expect(old.status).toBe('RUNNING');
+
+      // The reschedule cleared the checkpoint and kept it in stale_checkpoints: attempt 1 afresh.
+      fake.delays.length = 0;
+      const t = createTestContext();
+      const { ctx, cleared } = withStale(t, [first.t.checkpoint]);
+      const job = testJob('datasets_execute_dml', first.job.input, { id: first.job.id });
+      expect(await ex.execute(job, ctx)).toEqual({ type: 'datasets_execute_dml', affected_rows: 200 });
+
+      expect(old.status).toBe('ABORTED');
+      const runs = fake.executions(match);
+      expect(runs).toHaveLength(2);
+      const fresh = runs[1]!;
+      const events = fake.events;
+      const abortedAt = events.indexOf(`status ${old.id} ABORTED`);
+      expect(abortedAt).toBeGreaterThanOrEqual(0);
+      expect(events.indexOf(`status ${old.id} ABORTING`)).toBeLessThan(abortedAt);
+      expect(abortedAt).toBeLessThan(events.indexOf(`submit ${fresh.id}`));
+      // Asked again while it was ABORTING: ABORTING did not count as ended.
+      expect(events.some((e) => e.startsWith(`abort-again ${old.id}`))).toBe(true);
+      expect(cleared).toHaveLength(1);
+      // The fresh run's checkpoint is its own: a new nonce, nothing of the stale one.
+      expect((t.checkpoint as any).nonce).not.toBe((first.t.checkpoint as any).nonce);
+    } finally {
+      fake.settings.abortingMs = 0;
+    }
+  });
+
+  it('a stale step with an intent but no query id is found by its QUERY_TAG and stopped; a step that succeeded is left alone', async () => {
+    const id = await createDataset();
+    const match = new RegExp(`^UPDATE company_56.dataset_${id}\\b`);
+    fake.delays.push({ match, ms: 30_000 });
+    const nonce = '0a1b2c3d';
+    const tag = (step: string) =>
+      JSON.stringify({
+        dpo_job_id: 'j',
+        type: 'datasets_execute_dml',
+        attempt: 1,
+        step,
+        submission: `${nonce}-${step}-1`,
+      });
+    const o = (step: string) => ({ warehouse: 'DPO_WH', queryTag: tag(step), timeoutSeconds: 600 });
+    const signal = AbortSignal.timeout(10_000);
+    // A step that finished (its status is SUCCESS) and one whose holder died before saving its id.
+    const doneId = await ex.client.submit(
+      `SELECT COUNT(*) FROM company_56.dataset_${id}`,
+      [],
+      o('count'),
+      signal,
+    );
+    await waitFor(() => fake.executions(/^SELECT COUNT/).find((q) => q.id === doneId)?.status === 'SUCCESS', {
+      what: 'the finished step',
+    });
+    await ex.client.submit(`UPDATE company_56.dataset_${id} SET x = 0`, [], o('dml'), signal);
+    const orphan = await waitFor(() => fake.executions(match)[0], { what: 'the orphaned update' });
+    const stale = {
+      snowflake: 1,
+      nonce,
+      steps: { count: { attempt: 1, submission: 1, query_id: doneId }, dml: { attempt: 1, submission: 1 } },
+    };
+    const t = createTestContext();
+    const { ctx, cleared } = withStale(t, [stale, { run: 'not ours' }]);
+    const job = testJob('datasets_truncate_table', { dataset_id: id });
+    await ex.execute(job, ctx);
+    expect(orphan.status).toBe('ABORTED');
+    expect(fake.executions(/SYSTEM\$CANCEL_QUERY/).some((c) => c.sql.includes(orphan.id))).toBe(true);
+    expect(fake.executions(/SYSTEM\$CANCEL_QUERY/).some((c) => c.sql.includes(doneId))).toBe(false);
+    expect(
+      fake.executions(/QUERY_HISTORY/).some((q) => (q.parameters as any) && q.sql.includes('LIKE')),
+    ).toBe(true);
+    expect(t.lines.some((l) => l.msg.includes('did not write'))).toBe(true);
+    expect(cleared).toHaveLength(1);
   });
 });
