@@ -1,8 +1,7 @@
 /**
- * The `jobs` CLI as a child process against the bundled control plane, and `UserClient` against it
+ * The `jobs` CLI (in process, through `buildProgram`) against the bundled control plane, and `UserClient` against it
  * directly. Jobs are driven to their end through the operator side over plain HTTP (no daemon).
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -19,8 +18,8 @@ import {
   truncateResult,
   waitFor,
 } from './helpers.ts';
+import { startCli } from './support/cli.ts';
 
-const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const files = mkdtempSync(join(tmpdir(), 'dpo-cli-files-'));
 
 let cp: TestControlPlane;
@@ -31,47 +30,22 @@ beforeEach(async () => {
 });
 afterEach(() => cp.close());
 
-interface Done {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-interface Running {
-  stdout(): string;
-  stderr(): string;
-  done: Promise<Done>;
-}
-
-/** Runs `dataplane-operator jobs <args>` with a clean environment pointing at the test control plane. */
-function start(
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string | undefined> } = {},
-): Running {
-  const child = spawn(process.execPath, [MAIN, 'jobs', ...args], {
+/**
+ * Runs `dataplane-operator jobs <args>` in process (test/support/cli.ts) with a clean environment
+ * pointing at the test control plane. The spawned binary's exit codes and signals are tested in
+ * test/cli-exit-codes.test.ts and test/cli-usage.test.ts.
+ */
+function start(args: string[], opts: { stdin?: string; env?: Record<string, string | undefined> } = {}) {
+  return startCli(['jobs', ...args], {
+    stdin: opts.stdin,
     env: {
-      PATH: process.env.PATH,
       DPO_CONTROL_PLANE_URL: cp.url,
       DPO_API_TOKEN: cp.adminToken,
       // An empty data dir, so no admin.token is found by accident.
       DPO_DATA_DIR: mkdtempSync(join(tmpdir(), 'dpo-cli-data-')),
       ...opts.env,
     },
-    stdio: ['pipe', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  child.stdin.end(opts.stdin ?? '');
-  const done = new Promise<Done>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return { stdout: () => stdout, stderr: () => stderr, done };
 }
 
 const cli = (args: string[], opts?: Parameters<typeof start>[1]) => start(args, opts).done;

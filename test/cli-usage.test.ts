@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliCommand, parseDuration } from '../src/cli/paths.ts';
 import { userPath } from '../src/lib/config.ts';
 import { clients, startTestControlPlane, type TestControlPlane, TRUNCATE } from './helpers.ts';
+import { runCliInProcess } from './support/cli.ts';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const SEED = join(import.meta.dirname, 'fixtures', 'seed');
@@ -25,7 +26,17 @@ beforeAll(async () => {
 });
 afterAll(() => cp.close());
 
+/**
+ * `dataplane-operator jobs <args>`: in process (test/support/cli.ts), or as a child process when the
+ * test needs its own working directory (the INIT_CWD test).
+ */
 function cli(args: string[], env: Record<string, string> = {}, cwd?: string) {
+  const base = {
+    DPO_CONTROL_PLANE_URL: cp.url,
+    DPO_API_TOKEN: cp.adminToken,
+    DPO_DATA_DIR: mkdtempSync(join(tmpdir(), 'dpo-cli-data-')),
+  };
+  if (cwd === undefined) return runCliInProcess(['jobs', ...args], { env: { ...base, ...env } });
   const child = spawn(process.execPath, [MAIN, 'jobs', ...args], {
     env: {
       PATH: process.env.PATH,

@@ -21,10 +21,15 @@ if (!Number.isSafeInteger(seed) || !(duration >= 5 && duration <= 86_400)) {
   process.exit(2);
 }
 const root = join(import.meta.dirname, '..', '..');
+// The chaos suite is one of the slow tests, which only vitest.slow.config.ts includes.
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const r = spawnSync(process.execPath, [vitest, 'run', 'test/chaos/chaos.test.ts'], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, CHAOS_SEED: String(seed), CHAOS_DURATION_S: String(duration) },
-});
+const r = spawnSync(
+  process.execPath,
+  [vitest, 'run', '--config', 'vitest.slow.config.ts', 'test/chaos/chaos.test.ts'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, CHAOS_SEED: String(seed), CHAOS_DURATION_S: String(duration) },
+  },
+);
 process.exit(r.status ?? 1);

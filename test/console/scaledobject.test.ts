@@ -2,8 +2,8 @@
  * The chart's optional KEDA ScaledObject as Helm renders it (Helm from scripts/get-helm.sh, or
  * HELM_BIN): a Prometheus trigger on the data plane's jobs from the control plane's queue metrics.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { example, helmTemplate, requireHelm } from '../support/helm.ts';
+import { expect, it } from 'vitest';
+import { describeHelm, example, helmTemplate } from '../support/helm.ts';
 
 const AWS = example('aws');
 const KEDA_API = 'keda.sh/v1alpha1/ScaledObject';
@@ -18,9 +18,7 @@ function template(sets: string[], apiVersions: string[] = [KEDA_API], files = [A
   };
 }
 
-beforeAll(requireHelm);
-
-describe('the KEDA ScaledObject', () => {
+describeHelm('the KEDA ScaledObject', () => {
   const on = ['keda.enabled=true', 'keda.prometheus.serverAddress=http://prometheus.monitoring:9090'];
 
   it("scales the Deployment on the data plane's pending and running jobs, jobsPerReplica each", () => {

@@ -5,13 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { COLUMN_STATS } from '../../src/catalogue/datasets.ts';
-import {
-  canonicalDecimal,
-  compareColumnStats,
-  kindOfSqlType,
-  referenceColumnStats,
-  typedBound,
-} from '../../src/executor/column-stats.ts';
+import { canonicalDecimal, kindOfSqlType, typedBound } from '../../src/executor/column-stats.ts';
+import { compareColumnStats, referenceColumnStats } from '../support/column-stats.ts';
 
 const ALL = Object.fromEntries(COLUMN_STATS.map((s) => [s, true]));
 

@@ -10,15 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../../executors/local/executor.ts';
-import {
-  type ColumnStatsValue,
-  compareColumnStats,
-  type EnabledStats,
-  kindOfSqlType,
-  referenceColumnStats,
-} from '../../src/executor/column-stats.ts';
+import { type ColumnStatsValue, type EnabledStats, kindOfSqlType } from '../../src/executor/column-stats.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import { localConfig } from '../local/support.ts';
+import { compareColumnStats, referenceColumnStats } from '../support/column-stats.ts';
 
 const BINS = 7;
 const ALL: EnabledStats = {

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { knownVariables } from '../../src/cli/config-schema.ts';
 import { BUILTIN_EXECUTORS } from '../../src/daemon/builtin-executors.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/processes.ts';
 
 const CONFIG = join(import.meta.dirname, '..', '..', 'config');
@@ -48,7 +49,12 @@ function envFile(name: string, content: string): string {
   return path;
 }
 
+/** `config` runs in process (test/support/cli.ts); `run`, the daemon, as a child process. */
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  if (args[0] === 'config') {
+    const r = await runCliInProcess(args, { env });
+    return { code: r.code, out: r.stdout, err: r.stderr };
+  }
   const p = runCli(args, env);
   const code = await p.exited;
   return { code, out: p.stdout(), err: p.stderr() };

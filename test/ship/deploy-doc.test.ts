@@ -9,8 +9,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHART, example, HELM, helmTemplate, requireHelm } from '../support/helm.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CHART, describeHelm, example, HELM, helmTemplate } from '../support/helm.ts';
 import { type FakeSecret, startFakeKubeApi } from './fake-kube-api.ts';
 
 const DOC = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'deploy.md'), 'utf8');
@@ -60,7 +60,6 @@ function referencedSecrets(deployment: any): Map<string, Set<string>> {
 const EXAMPLES = ['aws', 'snowflake', 'local'];
 let dir: string;
 beforeAll(() => {
-  requireHelm();
   dir = mkdtempSync(join(tmpdir(), 'dpo-deploy-doc-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,7 +93,7 @@ async function renderAgainst(secrets: FakeSecret[], files: string[]) {
   }
 }
 
-describe('docs/deploy.md §4, followed to the letter', () => {
+describeHelm('docs/deploy.md §4, followed to the letter', () => {
   it.each(EXAMPLES)(
     'lists every Secret and required key examples/values-%s.yaml mounts, and no other',
     (name) => {
@@ -131,7 +130,7 @@ describe('docs/deploy.md §4, followed to the letter', () => {
   });
 });
 
-describe('the missing-Secret check (lookup, where Helm sees a cluster)', () => {
+describeHelm('the missing-Secret check (lookup, where Helm sees a cluster)', () => {
   it('fails the install naming a Secret that does not exist, and a key a Secret lacks', async () => {
     const missing = await renderAgainst(
       [{ namespace: NAMESPACE, name: 'dataplane-operator-token', keys: ['token'] }],

@@ -4,28 +4,26 @@
  * ServiceMonitor's capability check and the optional NetworkPolicy. No cluster is needed.
  */
 import { execFileSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   CHART,
+  describeHelm,
   example,
   HELM,
   type Rendered,
-  requireHelm,
   helmTemplate as template,
 } from '../support/helm.ts';
 
 const deployment = (r: Rendered) => r.of('Deployment')[0];
 
-beforeAll(requireHelm);
-
-describe('helm lint', () => {
+describeHelm('helm lint', () => {
   it.each(['aws', 'local', 'snowflake'])('passes on examples/values-%s.yaml', (name) => {
     const out = execFileSync(HELM, ['lint', CHART, '-f', example(name)], { encoding: 'utf8' });
     expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
   });
 });
 
-describe('the default values', () => {
+describeHelm('the default values', () => {
   it('render nothing until a profile names the control plane, the data plane and the executors', () => {
     const r = template([]);
     expect(r.ok).toBe(false);
@@ -46,7 +44,7 @@ describe('the default values', () => {
   });
 });
 
-describe('the strategy follows the data volume', () => {
+describeHelm('the strategy follows the data volume', () => {
   it('local (a persistentVolumeClaim): one replica, Recreate, the claim mounted', () => {
     const r = template([example('local')]);
     expect(r.ok, r.error).toBe(true);
@@ -77,7 +75,7 @@ describe('the strategy follows the data volume', () => {
   });
 });
 
-describe('configuration', () => {
+describeHelm('configuration', () => {
   it('a misspelt variable in config is refused by helm itself', () => {
     const r = template([example('aws')], ['config.DPO_CONCURENCY=10']);
     expect(r.ok).toBe(false);
@@ -97,7 +95,7 @@ describe('configuration', () => {
   });
 });
 
-describe('ServiceMonitor', () => {
+describeHelm('ServiceMonitor', () => {
   it('is rendered only where the monitoring.coreos.com/v1 API exists', () => {
     expect(template([example('aws')]).of('ServiceMonitor')).toEqual([]);
     const r = template([example('aws')], [], ['monitoring.coreos.com/v1/ServiceMonitor']);
@@ -126,7 +124,7 @@ describe('ServiceMonitor', () => {
   });
 });
 
-describe('NetworkPolicy', () => {
+describeHelm('NetworkPolicy', () => {
   it('is off by default', () => {
     expect(template([example('aws')]).of('NetworkPolicy')).toEqual([]);
   });

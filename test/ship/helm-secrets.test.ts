@@ -9,13 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { notDaemonVariables, secretVariables } from '../../src/cli/config-schema.ts';
-import { CHART, example, HELM, requireHelm, helmTemplate as template } from '../support/helm.ts';
+import { CHART, describeHelm, example, HELM, helmTemplate as template } from '../support/helm.ts';
 
 let dir: string;
 beforeAll(() => {
-  requireHelm();
   dir = mkdtempSync(join(tmpdir(), 'dpo-helm-secrets-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +35,7 @@ const rendered = (args: string[]) => {
   }
 };
 
-describe('secrets never reach the ConfigMap', () => {
+describeHelm('secrets never reach the ConfigMap', () => {
   it("the issue's repro: DPO_SNOWFLAKE_PASSWORD in config is refused, naming secretEnv", () => {
     const r = rendered([
       '-f',
@@ -114,7 +113,7 @@ describe('secrets never reach the ConfigMap', () => {
   });
 });
 
-describe('config: errors a human can read', () => {
+describeHelm('config: errors a human can read', () => {
   it('accepts numbers for number-like variables (--set and a values file), written as digits', () => {
     const f = valuesFile(
       'numbers.yaml',
@@ -162,7 +161,7 @@ describe('config: errors a human can read', () => {
   });
 });
 
-describe('chart details', () => {
+describeHelm('chart details', () => {
   it('a topology spread constraint without a selector spreads this release (name and instance labels)', () => {
     const spread = template([example('aws')]).of('Deployment')[0].spec.template.spec
       .topologySpreadConstraints;

@@ -7,11 +7,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { scrub } from '../../executors/snowflake/errors.ts';
 import type { SnowflakeExecutor } from '../../executors/snowflake/executor.ts';
 import { snowflakeModule } from '../../executors/snowflake/index.ts';
-import { compareColumnStats, referenceColumnStats } from '../../src/executor/column-stats.ts';
 import { JobAbort, JobError } from '../../src/executor/index.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import type { FakeSnowflake } from '../fakes/snowflake.ts';
 import { waitFor } from '../helpers.ts';
+import { compareColumnStats, referenceColumnStats } from '../support/column-stats.ts';
 import { keyFiles, OAUTH_TOKEN, snowflakeEnv, startFake } from './support.ts';
 
 let fake: FakeSnowflake;

@@ -7,13 +7,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SnowflakeExecutor } from '../../executors/snowflake/executor.ts';
 import { snowflakeModule } from '../../executors/snowflake/index.ts';
-import {
-  type ColumnStatsValue,
-  compareColumnStats,
-  referenceColumnStats,
-} from '../../src/executor/column-stats.ts';
+import type { ColumnStatsValue } from '../../src/executor/column-stats.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import type { FakeSnowflake } from '../fakes/snowflake.ts';
+import { compareColumnStats, referenceColumnStats } from '../support/column-stats.ts';
 import { snowflakeEnv, startFake } from './support.ts';
 
 let fake: FakeSnowflake;

@@ -1,12 +1,13 @@
 /**
- * The chart as Helm renders it, for tests (Helm 4 from scripts/get-helm.sh, which `npm test` runs as
- * pretest, or HELM_BIN): `helm template` with values files, `--set`s and the API versions a cluster
+ * The chart as Helm renders it, for tests (Helm 4 from scripts/get-helm.sh, which CI runs first, or
+ * HELM_BIN; without either the suites using {@link describeHelm} are skipped): `helm template` with values files, `--set`s and the API versions a cluster
  * would report, parsed into objects.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { describe } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { hasPrerequisite } from './prereqs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const CHART = join(ROOT, 'helm', 'dataplane-operator');
@@ -20,14 +21,10 @@ export interface Rendered {
   of(kind: string): any[];
 }
 
-/** Throws with what to run when Helm is not there (a beforeAll's check). */
-export function requireHelm(): void {
-  if (!existsSync(HELM)) {
-    throw new Error(
-      `no helm at ${HELM}: run \`bash scripts/get-helm.sh\` (or set HELM_BIN to a Helm >= 3.14)`,
-    );
-  }
-}
+/** `describe`, skipped with a message naming what to install when there is no Helm. */
+export const describeHelm = describe.skipIf(
+  !hasPrerequisite('helm', HELM, '`bash scripts/get-helm.sh` (or set HELM_BIN to a Helm >= 3.14)'),
+);
 
 export function helmTemplate(files: string[], sets: string[] = [], apiVersions: string[] = []): Rendered {
   const r = spawnSync(
