@@ -481,6 +481,59 @@ describe.skipIf(!HAS_CHROMIUM)('the console in Chromium', () => {
     await shot(page, 'queue-week');
   });
 
+  it("draws the first rows without waiting for the filters' states and types, and loads the charts' code only after the rows", async () => {
+    const c = await setup();
+    const a = await c.submit(TRUNCATE, truncateInput(1));
+    const page = await newPage('#/jobs?state=pending');
+    // GET /v1/console/meta is held (a real request to the control plane, answered once released).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let metaAsked = false;
+    await page.route('**/v1/console/meta', async (route) => {
+      metaAsked = true;
+      await held;
+      await route.continue();
+    });
+    const loadedFiles = () =>
+      page.evaluate(() =>
+        (globalThis as any).performance
+          .getEntriesByType('resource')
+          .map((e: { name: string }) => new URL(e.name).pathname),
+      );
+    await signIn(page);
+    await poll(() => rowIds(page)).toEqual([a.id]);
+    expect(metaAsked).toBe(true); // asked beside the list, not answered yet
+    // The created cell reads as Date's own toLocaleTimeString() would (the formatter is made once).
+    const [created, title] = await page.$eval('#jobs tr[data-id] td:last-child', (td: any) => [
+      td.textContent,
+      td.title,
+    ]);
+    expect(created).toBe(await page.evaluate((iso) => new Date(iso).toLocaleTimeString(), title));
+    expect(await page.$$('#f-state input')).toHaveLength(0);
+    expect(await page.$('#filters[data-ready]')).toBeNull();
+    // Nothing of the charts has been loaded since the navigation: not charts.js, not uPlot.
+    const before = await loadedFiles();
+    expect(before).toContain('/console/dom.js');
+    expect(before).not.toContain('/console/charts.js');
+    expect(before).not.toContain('/console/results.js');
+    expect(before).not.toContain('/console/vendor/uPlot.iife.min.js');
+
+    release();
+    await page.waitForSelector('#filters[data-ready]');
+    expect(await page.$$eval('#f-state input:checked', (els) => els.map((e) => (e as any).value))).toEqual([
+      'pending',
+    ]);
+    expect(await page.$$eval('#f-type option', (els) => els.map((e) => (e as any).value))).toContain(
+      TRUNCATE,
+    );
+    await page.waitForSelector('#queue-charts canvas');
+    expect(await loadedFiles()).toEqual(
+      expect.arrayContaining(['/console/charts.js', '/console/vendor/uPlot.iife.min.js']),
+    );
+  });
+
   it('shows in the filter controls a filter given in the URL', async () => {
     const c = await setup();
     const a = await c.submit(TRUNCATE, truncateInput(1), { company_id: 5 });
@@ -489,6 +542,7 @@ describe.skipIf(!HAS_CHROMIUM)('the console in Chromium', () => {
     const page = await newPage(`#/jobs?state=failed,cancelled&type=${TRUNCATE},datasets_sample&company_id=5`);
     await signIn(page);
     await poll(() => rowIds(page)).toEqual([a.id]);
+    await page.waitForSelector('#filters[data-ready]'); // the states and types, filled in after the rows
     const checked = await page.$$eval('#f-state input:checked', (els) => els.map((e) => (e as any).value));
     expect(checked).toEqual(['cancelled', 'failed']);
     expect(await page.$eval('#f-type', (el) => (el as any).value)).toBe(`${TRUNCATE},datasets_sample`);

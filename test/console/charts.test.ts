@@ -183,6 +183,7 @@ describe('the page', () => {
     for (const [path, text] of Object.entries(texts)) {
       if (!path.endsWith('.js') || path.includes('/vendor/')) continue;
       for (const m of text.matchAll(/from '\.\/([a-z]+\.js)'/g)) named.add(`/console/${m[1]}`);
+      for (const m of text.matchAll(/import\('\.\/([a-z]+\.js)'\)/g)) named.add(`/console/${m[1]}`);
       for (const m of text.matchAll(/'(\/console\/[^']+)'/g)) named.add(m[1]!); // loaded on demand
     }
     expect(named).toContain('/console/vendor/uPlot.iife.min.js');

@@ -2,9 +2,10 @@
 // Routes live in the URL's hash: #/jobs?…filters, #/jobs/<id>, #/operators.
 // The admin token is kept in sessionStorage and sent only in the Authorization header, never in a URL:
 // the live streams are read with fetch and a stream reader because EventSource cannot send headers.
-// Charts are drawn by uPlot (vendor/, pinned) through charts.js; results by results.js.
+// Charts are drawn by uPlot (vendor/, pinned) through charts.js; results by results.js. Both modules are
+// imported on demand (after the first rows of the list are drawn), so that only app.js and dom.js stand
+// on the path to the first paint.
 
-import { ganttChart, queueCharts, sparkline, sweepCharts, uPlotReady } from './charts.js';
 import {
   $,
   ago,
@@ -19,7 +20,30 @@ import {
   kvTable,
   scroller,
 } from './dom.js';
-import { readableResult } from './results.js';
+
+/** charts.js, imported when a view first has a chart to draw; `null` until it is loaded. */
+let chartsModule = null;
+let chartsLoading = null;
+const chartsJs = () => {
+  chartsLoading ??= import('./charts.js').then(
+    (m) => {
+      chartsModule = m;
+      return m;
+    },
+    (err) => {
+      chartsLoading = null;
+      throw err;
+    },
+  );
+  return chartsLoading;
+};
+/** charts.js with uPlot itself loaded. */
+const charting = async () => {
+  const m = await chartsJs();
+  await m.uPlotReady();
+  return m;
+};
+const resultsJs = () => import('./results.js');
 
 const TOKEN_KEY = 'dpo.console.token';
 const PER_PAGE = 50;
@@ -296,7 +320,10 @@ function queuePanel(range, signal) {
     if (folded) return;
     last = Date.now();
     try {
-      const [q] = await Promise.all([api(`/v1/console/queue?range=${range}`, { signal }), uPlotReady()]);
+      const [q, { queueCharts }] = await Promise.all([
+        api(`/v1/console/queue?range=${range}`, { signal }),
+        charting(),
+      ]);
       if (signal.aborted) return;
       queueCharts(charts, q);
       charts.dataset.loaded = String(Number(charts.dataset.loaded || 0) + 1);
@@ -330,29 +357,33 @@ async function showJobs(params) {
   for (const k of FILTER_KEYS) if (f[k]) q.set(k, f[k]);
   const listed = api(`/v1/jobs?${q}`);
   listed.catch(() => {}); // awaited below, after the view is built
-  await loadMeta();
+  // The filters' states and types are asked for beside the list, but the view and the list are drawn
+  // without them: the choices are filled in when they arrive (after the first rows).
+  const metaLoaded = loadMeta();
+  metaLoaded.catch(() => {}); // awaited below, after the list
   const field = (label, control) => h('label', {}, label, control);
   const chosenStates = new Set(f.state ? f.state.split(',') : []);
-  const states = h(
-    'fieldset',
-    { class: 'chips', id: 'f-state' },
-    h('legend', {}, 'State'),
-    meta.states.map((s) =>
-      h(
-        'label',
-        { class: `chip s-${s}` },
-        h('input', { type: 'checkbox', name: 'state', value: s, checked: chosenStates.has(s) }),
-        s,
+  const states = h('fieldset', { class: 'chips', id: 'f-state' }, h('legend', {}, 'State'));
+  const fillFilters = () => {
+    states.append(
+      ...meta.states.map((s) =>
+        h(
+          'label',
+          { class: `chip s-${s}` },
+          h('input', { type: 'checkbox', name: 'state', value: s, checked: chosenStates.has(s) }),
+          s,
+        ),
       ),
-    ),
-  );
+    );
+    types.append(...meta.job_types.map((v) => h('option', { value: v, selected: f.type === v }, v)));
+    form.dataset.ready = 'true';
+  };
   const chosenTypes = f.type ? f.type.split(',') : [];
   const types = h(
     'select',
     { name: 'type', id: 'f-type' },
     h('option', { value: '' }, 'any'),
     chosenTypes.length > 1 ? h('option', { value: f.type, selected: true }, chosenTypes.join(' or ')) : '',
-    meta.job_types.map((v) => h('option', { value: v, selected: f.type === v }, v)),
   );
   const input = (name, extra) => h('input', { name, id: `f-${name}`, value: f[name], ...extra });
   const search = h('input', { id: 'f-id', placeholder: 'job id', size: 38 });
@@ -421,7 +452,6 @@ async function showJobs(params) {
   );
   const pager = h('div', { class: 'pager' });
   const queue = queuePanel(range, signal);
-  view().replaceChildren(h('h2', {}, 'Jobs'), queue.panel, form, error, list, pager);
 
   // Running jobs' elapsed time moves on with the clock (no request: the start time is on the row).
   const ticker = setInterval(() => {
@@ -481,11 +511,11 @@ async function showJobs(params) {
     signal,
   );
 
+  let listDrawn = false;
   try {
     const page = await listed;
     tbody.replaceChildren(...page.jobs.map(jobRow));
-    loaded = true;
-    for (const e of early.splice(0)) apply(e);
+    listDrawn = true;
     const next = new URLSearchParams(params);
     if (page.next_cursor) next.set('cursor', page.next_cursor);
     pager.replaceChildren(
@@ -497,9 +527,24 @@ async function showJobs(params) {
       ),
       page.next_cursor ? h('a', { href: `#/jobs?${next}`, id: 'next-page' }, 'Older »') : '',
     );
-    performance.mark('dpo:jobs-drawn');
   } catch (err) {
     if (!(err instanceof Refused) && !signal.aborted) error.textContent = String(err.message || err);
+  }
+  // The view goes into the document once, with its rows: one style and layout pass for the view and
+  // the list together (the page shows "Loading…" for the few ms the list takes).
+  if (signal.aborted) return;
+  view().replaceChildren(h('h2', {}, 'Jobs'), queue.panel, form, error, list, pager);
+  if (listDrawn) performance.mark('dpo:jobs-drawn');
+  // Then the filters' choices, and the events that arrived meanwhile (applying one needs the states).
+  try {
+    await metaLoaded;
+    if (signal.aborted) return;
+    fillFilters();
+    loaded = listDrawn;
+    for (const e of early.splice(0)) apply(e);
+  } catch (err) {
+    if (!(err instanceof Refused) && !signal.aborted) error.textContent = String(err.message || err);
+    return;
   }
   void queue.load();
 }
@@ -622,12 +667,13 @@ async function showJob(id) {
     );
 
   const refresh = async () => {
-    const [job, ev, ups] = await Promise.all([
+    const [job, ev, ups, , { sweepCharts, ganttChart }, { readableResult }] = await Promise.all([
       api(`/v1/jobs/${id}`),
       api(`/v1/jobs/${id}/events`),
       api(`/v1/jobs/${id}/follow-ups`),
       loadMeta(),
-      uPlotReady(),
+      charting(),
+      resultsJs(),
     ]);
     const terminal = meta.terminal_states.includes(job.state);
     // An action's notice ("Cancel: cancellation_requested") stays until the job has ended.
@@ -795,7 +841,10 @@ async function showOperators() {
   );
   while (!signal.aborted) {
     try {
-      const [{ operators, lease_ttl_ms }] = await Promise.all([api('/v1/operators'), uPlotReady()]);
+      const [{ operators, lease_ttl_ms }, { sparkline, sweepCharts }] = await Promise.all([
+        api('/v1/operators'),
+        charting(),
+      ]);
       note.textContent = `Every operator seen since the control plane started (also as JSON: GET /v1/operators), with the jobs it held against its capacity over the last 15 minutes. Stale: no poll for longer than its long-poll wait plus the lease TTL (${fmtDuration(lease_ttl_ms)}).`;
       const draws = [];
       tbody.replaceChildren(
@@ -859,7 +908,7 @@ function route() {
   shown.catch((err) => {
     if (!(err instanceof Refused)) console.error(err);
   });
-  sweepCharts();
+  chartsModule?.sweepCharts(); // no chart was drawn before charts.js is loaded
 }
 
 window.addEventListener('hashchange', () => {

@@ -54,12 +54,26 @@ export function fmtDuration(ms) {
   if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
-export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+// One formatter each, made once: Date's toLocaleString() builds a new Intl.DateTimeFormat per call,
+// which cost up to a few ms a cell when the list's 50 rows were first drawn. The options are those
+// toLocaleString() and toLocaleTimeString() use by default (ECMA-402, ToDateTimeOptions), so the text
+// is the same.
+const NUMERIC = 'numeric';
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  year: NUMERIC,
+  month: NUMERIC,
+  day: NUMERIC,
+  hour: NUMERIC,
+  minute: NUMERIC,
+  second: NUMERIC,
+});
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: NUMERIC, minute: NUMERIC, second: NUMERIC });
+export const fmtTime = (iso) => (iso ? dateTime.format(new Date(iso)) : '—');
 /** Today's times as a time of day; other days' with their date. */
 export const fmtShortTime = (iso) => {
   if (!iso) return '—';
   const d = new Date(iso);
-  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+  return d.toDateString() === new Date().toDateString() ? timeOfDay.format(d) : dateTime.format(d);
 };
 export const ago = (iso) => `${fmtDuration(Date.now() - Date.parse(iso))} ago`;
 export const cut = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
