@@ -117,8 +117,16 @@ async function startStack(cpEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
           DPO_CONCURRENCY: '50',
           DPO_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
           DPO_LOG_LEVEL: 'warn',
-          ...(process.env.BENCH_PROFILE
-            ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` }
+          // BENCH_DAEMON_NODE_OPTIONS: V8/Node flags for the daemon only (an A/B of a flag).
+          ...(process.env.BENCH_PROFILE || process.env.BENCH_DAEMON_NODE_OPTIONS
+            ? {
+                NODE_OPTIONS: [
+                  process.env.BENCH_DAEMON_NODE_OPTIONS ?? '',
+                  process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '',
+                ]
+                  .join(' ')
+                  .trim(),
+              }
             : {}),
           ...extra,
         },

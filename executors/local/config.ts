@@ -26,6 +26,12 @@ export const LocalEnv = z.object({
   DPO_LOCAL_MAX_SAMPLE_ROWS: envInt(1, 1_000_000).default(100_000),
   /** Histogram buckets for numeric columns in datasets_calculate_column_stats. */
   DPO_LOCAL_HISTOGRAM_BINS: envInt(1, 1_000).default(10),
+  /**
+   * materialize-view: snapshot tables kept per dataset, newest first; older ones are dropped when a
+   * new one commits (their `_dpo.snapshots` rows stay, as history). Without it every snapshot is a
+   * full copy kept forever, and the warehouse (and DuckDB's memory) follows it.
+   */
+  DPO_LOCAL_SNAPSHOT_RETENTION: envInt(1, 10_000).default(10),
 });
 export type LocalEnv = z.infer<typeof LocalEnv>;
 
@@ -38,6 +44,8 @@ export interface LocalConfig {
   sampleRows: number;
   maxSampleRows: number;
   histogramBins: number;
+  /** Snapshot tables kept per dataset (DPO_LOCAL_SNAPSHOT_RETENTION); default 10. */
+  snapshotRetention?: number | undefined;
 }
 
 export function loadLocalConfig(env: Env): LocalConfig {
@@ -51,5 +59,6 @@ export function loadLocalConfig(env: Env): LocalConfig {
     sampleRows: e.DPO_LOCAL_SAMPLE_ROWS,
     maxSampleRows: e.DPO_LOCAL_MAX_SAMPLE_ROWS,
     histogramBins: e.DPO_LOCAL_HISTOGRAM_BINS,
+    snapshotRetention: e.DPO_LOCAL_SNAPSHOT_RETENTION,
   };
 }

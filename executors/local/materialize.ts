@@ -12,7 +12,8 @@
  * - `chunk_metadata`: a chunk already committed (same batch and number) is not written twice: its
  *   snapshot is returned. The same holds for a repeated delivery of one job.
  * Each commit copies the table's new state to `_snapshots.dataset_<d>_<snapshot>` and records it in
- * `_dpo.snapshots`, so earlier snapshots stay readable. Writing, copying and recording are one
+ * `_dpo.snapshots`, so earlier snapshots stay readable (the newest DPO_LOCAL_SNAPSHOT_RETENTION, default 10; older
+ * tables are dropped in the same commit, their rows kept as history). Writing, copying and recording are one
  * transaction: a crash or a cancel leaves no partial snapshot.
  */
 import { createHash } from 'node:crypto';
@@ -118,6 +119,27 @@ async function existingSnapshot(conn: DuckDBConnection, where: string): Promise<
     rows_written: num(row.rows_written),
     rows_total: num(row.rows_total),
   };
+}
+
+/** Snapshot tables kept per dataset when the configuration does not say (DPO_LOCAL_SNAPSHOT_RETENTION). */
+export const DEFAULT_SNAPSHOT_RETENTION = 10;
+
+/**
+ * Retention: the dataset's newest `keep` snapshot tables stay; older ones still present are dropped,
+ * in the caller's transaction (a rolled-back commit drops nothing). Their `_dpo.snapshots` rows stay.
+ */
+async function dropExpiredSnapshots(conn: DuckDBConnection, datasetId: number, keep: number): Promise<void> {
+  const expired = await all(
+    conn,
+    `SELECT s.snapshot_id FROM _dpo.snapshots s
+     JOIN duckdb_tables() t ON t.schema_name = '_snapshots'
+       AND t.table_name = 'dataset_' || s.dataset_id || '_' || s.snapshot_id
+     WHERE s.dataset_id = ${datasetId} AND s.snapshot_id NOT IN (
+       SELECT snapshot_id FROM _dpo.snapshots WHERE dataset_id = ${datasetId} ORDER BY snapshot_id DESC LIMIT ${keep})`,
+  );
+  for (const r of expired) {
+    await conn.run(`DROP TABLE _snapshots.${ident(snapshotTable(datasetId, num(r.snapshot_id)))}`);
+  }
 }
 
 export async function materializeView(
@@ -258,6 +280,7 @@ export async function materializeView(
         `UPDATE _dpo.datasets SET current_snapshot_id = ${snapshotId},
          last_modified_at = ${literal(committedAt)}::TIMESTAMPTZ WHERE dataset_id = ${datasetId}`,
       );
+      await dropExpiredSnapshots(conn, datasetId, config.snapshotRetention ?? DEFAULT_SNAPSHOT_RETENTION);
       return {
         dataset_id: datasetId,
         snapshot_id: snapshotId,

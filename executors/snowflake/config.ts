@@ -81,9 +81,9 @@ export const SnowflakeEnv = z.object({
   DPO_SNOWFLAKE_MAX_RESULT_BYTES: envInt(1_024, 1_073_741_824).default(16_777_216),
   /** Connections in the pool; default: the executor's concurrency (DPO_EXECUTOR_CONCURRENCY, else DPO_CONCURRENCY). */
   DPO_SNOWFLAKE_POOL_SIZE: envInt(1, 1_000).optional(),
-  /** Query status polling: first interval, growing (jittered) to the maximum. */
+  /** Query status polling: first interval, growing (jittered) to the maximum (30 s: ~240 status calls per hour-long statement; bench poll-cost). */
   DPO_SNOWFLAKE_POLL_MIN_MS: envInt(10, 600_000).default(500),
-  DPO_SNOWFLAKE_POLL_MAX_MS: envInt(10, 600_000).default(10_000),
+  DPO_SNOWFLAKE_POLL_MAX_MS: envInt(10, 600_000).default(30_000),
   /** While a cancel is confirmed: run SYSTEM$CANCEL_QUERY again when the query has not ended after this long. */
   DPO_SNOWFLAKE_CANCEL_WAIT_MS: envInt(100, 3_600_000).default(30_000),
   /** One HTTP request of the driver (login, submit, status, result). */

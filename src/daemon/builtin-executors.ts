@@ -41,4 +41,4 @@ export function builtinExecutorsServing(type: JobType): BuiltinExecutorName[] {
 // imports `executors/`: `emr upload-runner` reads the EMR configuration, `dev` seeds the local data
 // plane through the local executor.
 export { loadEmrConfig } from '../../executors/emr-serverless/config.ts';
-export type { LocalExecutor } from '../../executors/local/executor.ts';
+export type { LazyLocalExecutor as LocalExecutor } from '../../executors/local/lazy.ts';
