@@ -299,7 +299,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         held: body.held,
       };
       const receivedAt = store.clock();
-      let out = store.poll(args);
+      // Group commit: this poll's statements share one transaction with every poll and report of
+      // this event-loop turn; answered after the commit.
+      const first = await store.grouped(() => ({ out: store.poll(args), since: waiters.generation }));
+      let out = first.out;
       let parkedMs = 0;
       if (out.claimed.length === 0 && out.cancel.length === 0 && out.lost.length === 0 && body.wait_ms > 0) {
         // Park. An operator holding leases (listed in this poll or not) waits at most half the TTL,
@@ -316,12 +319,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           },
           maxWait,
           ctx.res,
+          first.since,
         );
         if (gone) return undefined; // the client went away: claim nothing on its behalf
-        // The leases below are granted now: the operator dates them from when it sent the poll
-        // plus this, which is never later than the grant, whatever the two clocks say.
-        parkedMs = Math.max(0, store.clock() - receivedAt);
-        out = store.poll(args);
+        const again = await store.grouped(() => {
+          if (ctx.res.closed) return undefined; // went away while the group formed: claim nothing
+          // The leases below are granted now: the operator dates them from when it sent the poll
+          // plus this, which is never later than the grant, whatever the two clocks say.
+          parkedMs = Math.max(0, store.clock() - receivedAt);
+          return store.poll(args);
+        });
+        if (again === undefined) return undefined;
+        out = again;
       }
       const response: PollResponse = {
         claimed: out.claimed,
@@ -337,9 +346,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   on(
     'POST',
     '/v1/operators/report',
-    operator((ctx) => {
+    operator(async (ctx) => {
       const req = parse(ReportRequest, ctx.body, 'report');
-      const outcomes = store.report(dataPlaneOf(ctx.principal), req.reports);
+      const dataPlaneId = dataPlaneOf(ctx.principal);
+      // Group commit, as the poll's.
+      const outcomes = await store.grouped(() => store.report(dataPlaneId, req.reports));
       const response: ReportResponse = {
         results: outcomes.map((o, i) => {
           const id = req.reports[i]!.id;

@@ -427,6 +427,9 @@ export class JobStore {
       savepoint: db.prepare('SAVEPOINT report_entry'),
       releaseSavepoint: db.prepare('RELEASE report_entry'),
       rollbackToSavepoint: db.prepare('ROLLBACK TO report_entry'),
+      groupSavepoint: db.prepare('SAVEPOINT group_entry'),
+      releaseGroupSavepoint: db.prepare('RELEASE group_entry'),
+      rollbackToGroupSavepoint: db.prepare('ROLLBACK TO group_entry'),
       renew: db.prepare(
         `UPDATE jobs SET lease_expires_at = ?, progress = COALESCE(?, progress), updated_at = ?
          WHERE id = ? AND lease_token = ? AND data_plane_id = ? AND state IN ('running', 'pending_cancellation')
@@ -500,6 +503,74 @@ export class JobStore {
     this.pendingEvents = [];
     for (const emit of events) emit();
     return result;
+  }
+
+  private group: Array<{ run: () => unknown; done: (err: unknown, value?: unknown) => void }> = [];
+
+  /**
+   * Group commit: runs `fn` inside the one transaction shared by every call made in this event-loop
+   * turn (flushed by `setImmediate`, after the I/O callbacks that delivered the requests). Each call
+   * runs in its own savepoint, so one that throws is rolled back alone (its events dropped) and
+   * rejects, and the others still commit. Every promise settles only after the `COMMIT` (WAL,
+   * synchronous=NORMAL, as for every other transaction); post-commit events are emitted after the
+   * callers' continuations were queued, like those of {@link tx}.
+   */
+  grouped<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.group.length === 0) setImmediate(() => this.flushGroup());
+      this.group.push({
+        run: fn,
+        done: (err, value) => (err === undefined ? resolve(value as T) : reject(err)),
+      });
+    });
+  }
+
+  private flushGroup(): void {
+    const items = this.group;
+    this.group = [];
+    if (items.length === 0) return;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      // Never nested: the flush runs from setImmediate, outside every synchronous transaction.
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const item of items) item.done(err ?? new Error('group commit failed'));
+      return;
+    }
+    this.txDepth++;
+    try {
+      for (const item of items) {
+        const events = this.pendingEvents.length;
+        this.stmts.groupSavepoint.run();
+        try {
+          const value = item.run();
+          this.stmts.releaseGroupSavepoint.run();
+          outcomes.push({ ok: true, value });
+        } catch (err) {
+          this.stmts.rollbackToGroupSavepoint.run();
+          this.stmts.releaseGroupSavepoint.run();
+          this.pendingEvents.length = events;
+          outcomes.push({ ok: false, err: err ?? new Error('undefined thrown') });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      // The transaction itself failed (the COMMIT, a savepoint): nothing of it is durable.
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      this.pendingEvents = [];
+      this.txDepth--;
+      for (const item of items) item.done(err ?? new Error('group commit failed'));
+      return;
+    }
+    this.txDepth--;
+    const events = this.pendingEvents;
+    this.pendingEvents = [];
+    items.forEach((item, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) item.done(undefined, o.value);
+      else item.done(o.err);
+    });
+    for (const emit of events) emit();
   }
 
   private emit(event: (l: StoreEvents) => void): void {
