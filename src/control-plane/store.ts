@@ -137,6 +137,9 @@ interface JobRow {
 
 const SCHEMA_VERSION = 2;
 
+/** Event-log rows per INSERT (11 parameters each, far below SQLite's 32,766). */
+const EVENT_ROWS_PER_INSERT = 64;
+
 /** From one schema version to the next (the key is the version migrated from). */
 const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE jobs ADD COLUMN stale_checkpoints TEXT;
@@ -326,6 +329,8 @@ export class JobStore {
   private readonly stmts: ReturnType<JobStore['prepare']>;
   private listeners: StoreEvents[] = [];
   private pendingEvents: Array<() => void> = [];
+  /** Event-log rows of the open transaction, written by one multi-row INSERT before its COMMIT. */
+  private eventRows: Array<{ values: SQLInputValue[]; event: JobEvent | undefined }> = [];
   private txDepth = 0;
 
   constructor(options: StoreOptions) {
@@ -430,6 +435,15 @@ export class JobStore {
       groupSavepoint: db.prepare('SAVEPOINT group_entry'),
       releaseGroupSavepoint: db.prepare('RELEASE group_entry'),
       rollbackToGroupSavepoint: db.prepare('ROLLBACK TO group_entry'),
+      // complete in one statement: the lease check (token, data plane, state, expiry now) is the WHERE.
+      completeLeased: db.prepare(
+        `UPDATE jobs SET state = 'completed', result = ?, lease_token = NULL, lease_expires_at = NULL,
+           not_before = NULL, ended_at = ?, updated_at = ?
+         WHERE id = ? AND lease_token = ? AND (data_plane_id IS NULL OR data_plane_id = ?)
+           AND state IN ('running', 'pending_cancellation')
+           AND (lease_expires_at IS NULL OR lease_expires_at >= ?)
+         RETURNING *`,
+      ),
       renew: db.prepare(
         `UPDATE jobs SET lease_expires_at = ?, progress = COALESCE(?, progress), updated_at = ?
          WHERE id = ? AND lease_token = ? AND data_plane_id = ? AND state IN ('running', 'pending_cancellation')
@@ -462,10 +476,6 @@ export class JobStore {
       logs: db.prepare(
         'SELECT seq, attempt, executor, ts, level, msg FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
-      insertEvent: db.prepare(
-        `INSERT INTO job_event_log (job_seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-      ),
     };
   }
 
@@ -491,10 +501,12 @@ export class JobStore {
     let result: T;
     try {
       result = fn();
+      this.writeEventRows();
       this.db.exec('COMMIT');
     } catch (err) {
       this.db.exec('ROLLBACK');
       this.pendingEvents = [];
+      this.eventRows = [];
       throw err;
     } finally {
       this.txDepth--;
@@ -541,6 +553,7 @@ export class JobStore {
     try {
       for (const item of items) {
         const events = this.pendingEvents.length;
+        const rows = this.eventRows.length;
         this.stmts.groupSavepoint.run();
         try {
           const value = item.run();
@@ -550,14 +563,17 @@ export class JobStore {
           this.stmts.rollbackToGroupSavepoint.run();
           this.stmts.releaseGroupSavepoint.run();
           this.pendingEvents.length = events;
+          this.eventRows.length = rows;
           outcomes.push({ ok: false, err: err ?? new Error('undefined thrown') });
         }
       }
+      this.writeEventRows();
       this.db.exec('COMMIT');
     } catch (err) {
       // The transaction itself failed (the COMMIT, a savepoint): nothing of it is durable.
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       this.pendingEvents = [];
+      this.eventRows = [];
       this.txDepth--;
       for (const item of items) item.done(err ?? new Error('group commit failed'));
       return;
@@ -1045,20 +1061,42 @@ export class JobStore {
 
   complete(id: string, leaseToken: string, dataPlaneId: string, result: unknown): Job {
     return this.tx(() => {
-      const row = this.leased(id, leaseToken, dataPlaneId);
-      const validation = validateResult(row.type, result);
-      if (!validation.ok) {
-        throw issuesError(
-          422,
-          `result does not match the schema of '${row.type}'`,
-          validation.issues.map((i) => ({ ...i, path: i.path ? `result.${i.path}` : 'result' })),
-        );
-      }
-      const now = this.now();
-      const job = this.finish(row, 'completed', now, { result: JSON.stringify(result) });
-      this.enqueueFollowUps(job, now);
-      return job;
+      return this.completeRow(id, leaseToken, dataPlaneId, result);
     });
+  }
+
+  /**
+   * `complete` in one statement: the `UPDATE` carries the lease check in its `WHERE` (token, data
+   * plane, state, and the expiry at the moment of the write), so a good report costs no `SELECT`.
+   * When it matches nothing, {@link leased} says why (404, 403, 410). The result is validated
+   * against the row's type after the write: a refusal throws, and the caller's transaction or
+   * savepoint undoes the write. The Job is built once, for the follow-up rules (and `complete`'s
+   * answer); a report entry sends nothing of it back.
+   */
+  private completeRow(id: string, leaseToken: string, dataPlaneId: string, result: unknown): Job {
+    const now = this.now();
+    const row = (
+      UUID.test(id)
+        ? this.stmts.completeLeased.get(JSON.stringify(result), now, now, id, leaseToken, dataPlaneId, now)
+        : undefined
+    ) as JobRow | undefined;
+    if (row === undefined) {
+      this.leased(id, leaseToken, dataPlaneId);
+      throw new StoreError(410, 'gone', `the lease on job ${id} is no longer held by this token`);
+    }
+    const validation = validateResult(row.type, result);
+    if (!validation.ok) {
+      throw issuesError(
+        422,
+        `result does not match the schema of '${row.type}'`,
+        validation.issues.map((i) => ({ ...i, path: i.path ? `result.${i.path}` : 'result' })),
+      );
+    }
+    this.record(row, 'completed', null);
+    this.emit((l) => l.terminal(row.id));
+    const job = toJob(row);
+    this.enqueueFollowUps(job, now);
+    return job;
   }
 
   fail(id: string, leaseToken: string, dataPlaneId: string, failure: FailureReport): Job {
@@ -1155,11 +1193,12 @@ export class JobStore {
     return this.tx(() =>
       entries.map((e): ReportOutcome => {
         const events = this.pendingEvents.length;
+        const rows = this.eventRows.length;
         this.stmts.savepoint.run();
         try {
           switch (e.outcome) {
             case 'complete':
-              this.complete(e.id, e.lease_token, dataPlaneId, e.result);
+              this.completeRow(e.id, e.lease_token, dataPlaneId, e.result);
               break;
             case 'fail':
               this.fail(e.id, e.lease_token, dataPlaneId, e.failure);
@@ -1177,6 +1216,7 @@ export class JobStore {
           this.stmts.rollbackToSavepoint.run();
           this.stmts.releaseSavepoint.run();
           this.pendingEvents.length = events;
+          this.eventRows.length = rows;
           if (!(err instanceof StoreError)) {
             return {
               status: 'invalid',
@@ -1393,11 +1433,14 @@ export class JobStore {
     return toJob(row);
   }
 
-  /** Appends to the job event log (inside the transaction) and tells the listeners after the commit. */
+  /**
+   * Appends to the job event log (written with the transaction's other rows, before its COMMIT) and
+   * tells the listeners after the commit.
+   */
   private record(row: JobRow, kind: string, data: unknown): void {
     const at = this.now();
     const dataText = data === null || data === undefined ? null : JSON.stringify(data);
-    const { seq } = this.stmts.insertEvent.get(
+    const values: SQLInputValue[] = [
       row.seq,
       row.id,
       kind,
@@ -1409,10 +1452,13 @@ export class JobStore {
       row.attempt,
       at,
       dataText,
-    ) as { seq: number };
-    if (!this.listeners.some((l) => l.changed)) return;
+    ];
+    if (!this.listeners.some((l) => l.changed)) {
+      this.eventRows.push({ values, event: undefined });
+      return;
+    }
     const event: JobEvent = {
-      seq,
+      seq: 0, // set when the row is written, before the commit
       job_id: row.id,
       kind,
       state: row.state,
@@ -1424,7 +1470,34 @@ export class JobStore {
       at: iso(at),
       data: data ?? null,
     };
+    this.eventRows.push({ values, event });
     this.emit((l) => l.changed?.(event));
+  }
+
+  /** Writes the transaction's event-log rows: one INSERT of up to {@link EVENT_ROWS_PER_INSERT} rows. */
+  private writeEventRows(): void {
+    const rows = this.eventRows;
+    if (rows.length === 0) return;
+    this.eventRows = [];
+    for (let i = 0; i < rows.length; i += EVENT_ROWS_PER_INSERT) {
+      const chunk = rows.slice(i, i + EVENT_ROWS_PER_INSERT);
+      const params: SQLInputValue[] = [];
+      for (const r of chunk) params.push(...r.values);
+      const written = this.insertEvents(chunk.length).all(...params) as Array<{ seq: number }>;
+      // The rows take increasing rowids in the order of the VALUES list (INTEGER PRIMARY KEY, one
+      // statement); RETURNING's order is not specified, so the seqs are sorted back into it.
+      const seqs = written.map((w) => w.seq).sort((a, b) => a - b);
+      chunk.forEach((r, j) => {
+        if (r.event !== undefined) r.event.seq = seqs[j]!;
+      });
+    }
+  }
+
+  private insertEvents(n: number): StatementSync {
+    return this.cachedUpdate(
+      `INSERT INTO job_event_log (job_seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
+       VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} RETURNING seq`,
+    );
   }
 
   private readonly updateCache = new Map<string, StatementSync>();
