@@ -78,6 +78,49 @@ describe('group commit', () => {
     expect(terminal.sort()).toEqual([a.id, c.id].sort());
   });
 
+  it('writes the event-log rows of a transaction together: seqs in order, as told to listeners; none of a rolled-back entry', async () => {
+    const s = newStore();
+    const told: Array<{ seq: number; job_id: string; kind: string }> = [];
+    s.subscribe({
+      claimable() {},
+      holderAttention() {},
+      terminal() {},
+      changed: (e) => told.push({ seq: e.seq, job_id: e.job_id, kind: e.kind }),
+    });
+    const jobs = [submit(s, 21), submit(s, 22), submit(s, 23)];
+    const claimed = s.poll({
+      executor: 'e',
+      dataPlaneId: 'dp-g',
+      jobTypes: [TRUNCATE],
+      capacity: 3,
+      held: [],
+    });
+    const token = new Map(claimed.claimed.map((j) => [j.id, j.lease!.token]));
+    const [a, b, c] = jobs.map((j) => j.id) as [string, string, string];
+    const outcomes = await s.grouped(() =>
+      s.report('dp-g', [
+        { id: a, lease_token: token.get(a)!, outcome: 'complete', result: { type: TRUNCATE } },
+        { id: b, lease_token: token.get(b)!, outcome: 'complete', result: { wrong: true } },
+        { id: c, lease_token: token.get(c)!, outcome: 'complete', result: { type: TRUNCATE } },
+      ]),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'invalid', 'ok']);
+    const logged = s.events(0, 100).map((e) => ({ seq: e.seq, job_id: e.job_id, kind: e.kind }));
+    expect(logged.map((e) => e.kind)).toEqual([
+      'created',
+      'created',
+      'created',
+      'claimed',
+      'claimed',
+      'claimed',
+      'completed',
+      'completed',
+    ]);
+    expect(logged.slice(-2).map((e) => e.job_id)).toEqual([a, c]);
+    expect(told).toEqual(logged);
+    expect(new Set(logged.map((e) => e.seq)).size).toBe(logged.length);
+  });
+
   it('delivers to a late park the wake-ups emitted after its poll ran', async () => {
     const s = newStore();
     const waiters = new Waiters(s);
