@@ -329,6 +329,19 @@ export class JobStore {
   private readonly stmts: ReturnType<JobStore['prepare']>;
   private listeners: StoreEvents[] = [];
   private pendingEvents: Array<() => void> = [];
+  /**
+   * No lease expires before this (epoch ms; a lower bound of MIN(lease_expires_at)): until then a
+   * poll skips the expiry probe. Every lease is granted or renewed by a poll, which lowers it to the
+   * new expiry; a rollback resets it so the next poll probes.
+   */
+  private noExpiryBefore = Number.NEGATIVE_INFINITY;
+  /**
+   * The (executor, data plane) pairs that may have revoked leases waiting (a version per pair, bumped
+   * per revocation): a poll of any other pair skips the `DELETE … RETURNING`. A pair is forgotten
+   * after the commit of the poll that took its rows, unless revoked again meanwhile; a rollback
+   * keeps it (one more probe, never a missed revocation).
+   */
+  private readonly revokedPairs = new Map<string, number>();
   /** Event-log rows of the open transaction, written by one multi-row INSERT before its COMMIT. */
   private eventRows: Array<{ values: SQLInputValue[]; event: JobEvent | undefined }> = [];
   private txDepth = 0;
@@ -378,6 +391,14 @@ export class JobStore {
       );
     }
     this.stmts = this.prepare();
+    for (const r of this.db
+      .prepare('SELECT DISTINCT executor, data_plane_id FROM revoked_leases')
+      .all() as Array<{
+      executor: string;
+      data_plane_id: string;
+    }>) {
+      this.revokedPairs.set(`${r.executor}\u0000${r.data_plane_id}`, 0);
+    }
   }
 
   private prepare() {
@@ -507,6 +528,7 @@ export class JobStore {
       this.db.exec('ROLLBACK');
       this.pendingEvents = [];
       this.eventRows = [];
+      this.noExpiryBefore = Number.NEGATIVE_INFINITY;
       throw err;
     } finally {
       this.txDepth--;
@@ -564,6 +586,7 @@ export class JobStore {
           this.stmts.releaseGroupSavepoint.run();
           this.pendingEvents.length = events;
           this.eventRows.length = rows;
+          this.noExpiryBefore = Number.NEGATIVE_INFINITY;
           outcomes.push({ ok: false, err: err ?? new Error('undefined thrown') });
         }
       }
@@ -574,6 +597,7 @@ export class JobStore {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       this.pendingEvents = [];
       this.eventRows = [];
+      this.noExpiryBefore = Number.NEGATIVE_INFINITY;
       this.txDepth--;
       for (const item of items) item.done(err ?? new Error('group commit failed'));
       return;
@@ -906,8 +930,13 @@ export class JobStore {
   }): { claimed: Job[]; cancel: string[]; lost: string[]; lostReasons: Record<string, LostReason> } {
     return this.tx(() => {
       const now = this.now();
-      this.expireLeasesInTx(now);
+      if (now >= this.noExpiryBefore) {
+        this.expireLeasesInTx(now);
+        this.noExpiryBefore = this.nextLeaseExpiry() ?? Number.POSITIVE_INFINITY;
+      }
       const expires = now + this.opts.leaseTtlMs;
+      // The leases this poll grants or renews end at `expires`.
+      if (expires < this.noExpiryBefore) this.noExpiryBefore = expires;
       const cancel: string[] = [];
       const lost: string[] = [];
       const lostReasons: Record<string, LostReason> = {};
@@ -926,11 +955,21 @@ export class JobStore {
       // Leases taken from this executor by someone else (reschedule, expiry) reach it whether or
       // not this poll lists the job. Delivered once; a holder that misses the answer still learns at
       // its next renewal (the lease no longer renews) or fences itself first.
-      const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
-        job_id: string;
-        reason: LostReason;
-        keep_until: number;
-      }>;
+      const pair = `${args.executor}\u0000${args.dataPlaneId}`;
+      const version = this.revokedPairs.get(pair);
+      const revoked =
+        version === undefined
+          ? []
+          : (this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
+              job_id: string;
+              reason: LostReason;
+              keep_until: number;
+            }>);
+      if (version !== undefined) {
+        this.pendingEvents.push(() => {
+          if (this.revokedPairs.get(pair) === version) this.revokedPairs.delete(pair);
+        });
+      }
       if (revoked.length > 0) {
         const renewed = new Set(args.held.map((h) => h.id).filter((id) => !lost.includes(id)));
         for (const r of revoked) {
@@ -1217,6 +1256,7 @@ export class JobStore {
           this.stmts.releaseSavepoint.run();
           this.pendingEvents.length = events;
           this.eventRows.length = rows;
+          this.noExpiryBefore = Number.NEGATIVE_INFINITY;
           if (!(err instanceof StoreError)) {
             return {
               status: 'invalid',
@@ -1320,6 +1360,8 @@ export class JobStore {
       reason,
       now + this.opts.leaseTtlMs,
     );
+    const pair = `${row.executor}\u0000${row.data_plane_id}`;
+    this.revokedPairs.set(pair, (this.revokedPairs.get(pair) ?? 0) + 1);
     this.emit((l) => l.holderAttention(row.id, row.executor));
   }
 
