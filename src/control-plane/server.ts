@@ -210,6 +210,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
   }
   if (tokens.size === 0) throw new Error('the control plane needs at least one token');
+  // Known tokens seen on requests, so a request does not hash its token again: only tokens that
+  // matched are kept, so the map holds at most one entry per configured token.
+  const seen = new Map<string, Principal>();
+  const principalOf = (token: string): Principal | undefined => {
+    const hit = seen.get(token);
+    if (hit !== undefined) return hit;
+    const principal = tokens.get(sha256(token));
+    if (principal !== undefined) seen.set(token, principal);
+    return principal;
+  };
 
   const router = findMyWay<HTTPVersion.V1>({ ignoreTrailingSlash: true });
   const admin = (h: Handler) => ({ role: 'admin' as const, h });
@@ -433,7 +443,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const dispatch = async (req: IncomingMessage, res: ServerResponse, route: Route, params: Ctx['params']) => {
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const principal = token ? tokens.get(sha256(token)) : undefined;
+    const principal = token ? principalOf(token) : undefined;
     if (principal === undefined) {
       // Drain the body so the client reads the answer instead of a reset.
       req.resume();
