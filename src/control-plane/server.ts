@@ -332,15 +332,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           first.since,
         );
         if (gone) return undefined; // the client went away: claim nothing on its behalf
-        const again = await store.grouped(() => {
-          if (ctx.res.closed) return undefined; // went away while the group formed: claim nothing
-          // The leases below are granted now: the operator dates them from when it sent the poll
-          // plus this, which is never later than the grant, whatever the two clocks say.
-          parkedMs = Math.max(0, store.clock() - receivedAt);
-          return store.poll(args);
-        });
-        if (again === undefined) return undefined;
-        out = again;
+        // Woken: polled at once in its own transaction, not in the next group, so the holder hears
+        // of a revocation (`lost`, `rescheduled`) as soon as before, ahead of its other requests.
+        parkedMs = Math.max(0, store.clock() - receivedAt);
+        out = store.poll(args);
       }
       const response: PollResponse = {
         claimed: out.claimed,
