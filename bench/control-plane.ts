@@ -27,7 +27,7 @@ import { analyzeProfile } from './profile/analyze.ts';
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const JOBS = Number(process.env.BENCH_CP_JOBS ?? 10_000);
 const TYPE = 'datasets_truncate_table';
-const BATCH1_JOBS = Math.min(JOBS, 3_000);
+const BATCH1_JOBS = Math.min(Math.floor(JOBS / 3), 3_000);
 
 export interface ControlPlaneBenchOptions {
   /** A git revision to build and run beside the current build, alternating. */
@@ -47,8 +47,12 @@ interface Server {
 interface Figures {
   submit: number;
   claim1: number;
+  claim1x: number;
   claim50: number;
 }
+
+/** Operators draining at once in the parallel row (each one poll + one report per job). */
+const PARALLEL = Number(process.env.BENCH_CP_PARALLEL ?? 10);
 
 /** A running control plane with its tokens and a small client for the two operator calls. */
 async function startServer(server: Server, dir: string) {
@@ -96,12 +100,12 @@ async function startServer(server: Server, dir: string) {
     );
     return n / ((performance.now() - t0) / 1000);
   };
-  const drain = async (capacity: number, n: number) => {
+  const drain = async (capacity: number, n: number, executor = 'bench') => {
     const t0 = performance.now();
     let done = 0;
     while (done < n) {
       const r = await post('/v1/operators/poll', operator, {
-        executor: 'bench',
+        executor,
         data_plane_id: 'dp-bench',
         job_types: [TYPE],
         capacity,
@@ -110,7 +114,7 @@ async function startServer(server: Server, dir: string) {
       });
       if (r.claimed.length === 0) throw new Error('queue ran dry');
       await post('/v1/operators/report', operator, {
-        executor: 'bench',
+        executor,
         reports: r.claimed.map((j: any) => ({
           id: j.id,
           lease_token: j.lease.token,
@@ -122,9 +126,17 @@ async function startServer(server: Server, dir: string) {
     }
     return n / ((performance.now() - t0) / 1000);
   };
+  /** `PARALLEL` operators (distinct executor ids) drain `n` jobs between them at batch 1. */
+  const drainParallel = async (n: number) => {
+    const t0 = performance.now();
+    const each = Math.floor(n / PARALLEL);
+    await Promise.all(Array.from({ length: PARALLEL }, (_, i) => drain(1, each, `bench-${i}`)));
+    return (each * PARALLEL) / ((performance.now() - t0) / 1000);
+  };
   return {
     fill,
     drain,
+    drainParallel,
     stop: async () => {
       await pool.close();
       await cp.stop();
@@ -138,9 +150,10 @@ async function once(server: Server): Promise<Figures> {
   try {
     const submit = await s.fill(JOBS);
     const claim1 = await s.drain(1, BATCH1_JOBS);
-    const rest = JOBS - BATCH1_JOBS;
+    const claim1x = await s.drainParallel(BATCH1_JOBS);
+    const rest = JOBS - 2 * BATCH1_JOBS;
     const claim50 = await s.drain(50, rest - (rest % 50));
-    return { submit, claim1, claim50 };
+    return { submit, claim1, claim1x, claim50 };
   } finally {
     await s.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -163,6 +176,7 @@ function writeTokens(dir: string, admin: string, operator: string): string {
 const ROWS: Array<[string, keyof Figures]> = [
   ['submissions/s (10 connections)', 'submit'],
   ['claim+complete/s, batch 1 (one poll + one report per job)', 'claim1'],
+  [`claim+complete/s, batch 1, ${PARALLEL} operators at once`, 'claim1x'],
   ['claim+complete/s, batch 50 (one poll + one report per 50 jobs)', 'claim50'],
 ];
 

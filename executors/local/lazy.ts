@@ -9,19 +9,19 @@ import { join, resolve } from 'node:path';
 import type { ExecuteContext, Executor, JobHandle } from '../../src/executor/index.ts';
 import type { LocalConfig } from './config.ts';
 import type { LocalExecutor } from './executor.ts';
+import { LOCAL_JOB_TYPES } from './job-types.ts';
 import { lockDataPlane } from './lock.ts';
 
 export class LazyLocalExecutor implements Executor {
   readonly name = 'local';
-  /** The types `index.ts` declares (LOCAL_JOB_TYPES); the loaded executor's handlers are typed from them. */
-  readonly jobTypes: readonly string[];
+  /** The types local declares (index.ts); the loaded executor's handlers are typed from the same list. */
+  readonly jobTypes: readonly string[] = LOCAL_JOB_TYPES;
   readonly config: LocalConfig;
   private loading: Promise<LocalExecutor> | undefined;
   private unlock: (() => void) | undefined;
 
-  constructor(config: LocalConfig, jobTypes: readonly string[]) {
+  constructor(config: LocalConfig) {
     this.config = config;
-    this.jobTypes = jobTypes;
   }
 
   /** Where the warehouse is (or will be), without opening it. */

@@ -16,11 +16,27 @@ interface ReviverContext {
   source?: string;
 }
 
+/** A JSON string literal (skipped), or a run of 16 digits outside one. */
+const STRING_OR_LONG_DIGITS = /"[^"\\]*(?:\\.[^"\\]*)*"|\d{16}/g;
+
+/**
+ * Whether `text` has a run of 16 digits outside its string literals: only then can it hold an integer
+ * literal beyond 2^53 − 1. Digits inside strings (a lease token's 32 hex digits, a UUID) do not count.
+ */
+export function mayHoldLongInteger(text: string): boolean {
+  if (!/\d{16}/.test(text)) return false;
+  STRING_OR_LONG_DIGITS.lastIndex = 0;
+  for (let m = STRING_OR_LONG_DIGITS.exec(text); m !== null; m = STRING_OR_LONG_DIGITS.exec(text)) {
+    if (m[0].charCodeAt(0) !== 34 /* " */) return true;
+  }
+  return false;
+}
+
 /** `JSON.parse`, except that integer literals beyond ±(2^53 − 1) become exact decimal strings. */
 export function parseJsonLossless(text: string): unknown {
-  // An integer beyond 2^53 − 1 has at least 16 digits: without such a run, the plain parse is exact
-  // (and several times faster than one with a reviver, on every poll and report body).
-  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  // An integer beyond 2^53 − 1 has at least 16 digits: without such a run outside the strings, the
+  // plain parse is exact (and several times faster than one with a reviver, on every poll and report).
+  if (!mayHoldLongInteger(text)) return JSON.parse(text);
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: ReviverContext) {
     if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined) {
       const source = context.source;

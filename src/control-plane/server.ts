@@ -210,6 +210,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
   }
   if (tokens.size === 0) throw new Error('the control plane needs at least one token');
+  // Known tokens seen on requests, so a request does not hash its token again: only tokens that
+  // matched are kept, so the map holds at most one entry per configured token.
+  const seen = new Map<string, Principal>();
+  const principalOf = (token: string): Principal | undefined => {
+    const hit = seen.get(token);
+    if (hit !== undefined) return hit;
+    const principal = tokens.get(sha256(token));
+    if (principal !== undefined) seen.set(token, principal);
+    return principal;
+  };
 
   const router = findMyWay<HTTPVersion.V1>({ ignoreTrailingSlash: true });
   const admin = (h: Handler) => ({ role: 'admin' as const, h });
@@ -299,7 +309,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         held: body.held,
       };
       const receivedAt = store.clock();
-      let out = store.poll(args);
+      // Group commit: this poll's statements share one transaction with every poll and report of
+      // this event-loop turn; answered after the commit.
+      const first = await store.grouped(() => ({ out: store.poll(args), since: waiters.generation }));
+      let out = first.out;
       let parkedMs = 0;
       if (out.claimed.length === 0 && out.cancel.length === 0 && out.lost.length === 0 && body.wait_ms > 0) {
         // Park. An operator holding leases (listed in this poll or not) waits at most half the TTL,
@@ -316,10 +329,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           },
           maxWait,
           ctx.res,
+          first.since,
         );
         if (gone) return undefined; // the client went away: claim nothing on its behalf
-        // The leases below are granted now: the operator dates them from when it sent the poll
-        // plus this, which is never later than the grant, whatever the two clocks say.
+        // Woken: polled at once in its own transaction, not in the next group, so the holder hears
+        // of a revocation (`lost`, `rescheduled`) as soon as before, ahead of its other requests.
         parkedMs = Math.max(0, store.clock() - receivedAt);
         out = store.poll(args);
       }
@@ -337,9 +351,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   on(
     'POST',
     '/v1/operators/report',
-    operator((ctx) => {
+    operator(async (ctx) => {
       const req = parse(ReportRequest, ctx.body, 'report');
-      const outcomes = store.report(dataPlaneOf(ctx.principal), req.reports);
+      const dataPlaneId = dataPlaneOf(ctx.principal);
+      // Group commit, as the poll's.
+      const outcomes = await store.grouped(() => store.report(dataPlaneId, req.reports));
       const response: ReportResponse = {
         results: outcomes.map((o, i) => {
           const id = req.reports[i]!.id;
@@ -422,7 +438,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const dispatch = async (req: IncomingMessage, res: ServerResponse, route: Route, params: Ctx['params']) => {
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const principal = token ? tokens.get(sha256(token)) : undefined;
+    const principal = token ? principalOf(token) : undefined;
     if (principal === undefined) {
       // Drain the body so the client reads the answer instead of a reset.
       req.resume();

@@ -137,6 +137,9 @@ interface JobRow {
 
 const SCHEMA_VERSION = 2;
 
+/** Event-log rows per INSERT (11 parameters each, far below SQLite's 32,766). */
+const EVENT_ROWS_PER_INSERT = 64;
+
 /** From one schema version to the next (the key is the version migrated from). */
 const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE jobs ADD COLUMN stale_checkpoints TEXT;
@@ -326,6 +329,21 @@ export class JobStore {
   private readonly stmts: ReturnType<JobStore['prepare']>;
   private listeners: StoreEvents[] = [];
   private pendingEvents: Array<() => void> = [];
+  /**
+   * No lease expires before this (epoch ms; a lower bound of MIN(lease_expires_at)): until then a
+   * poll skips the expiry probe. Every lease is granted or renewed by a poll, which lowers it to the
+   * new expiry; a rollback resets it so the next poll probes.
+   */
+  private noExpiryBefore = Number.NEGATIVE_INFINITY;
+  /**
+   * The (executor, data plane) pairs that may have revoked leases waiting (a version per pair, bumped
+   * per revocation): a poll of any other pair skips the `DELETE … RETURNING`. A pair is forgotten
+   * after the commit of the poll that took its rows, unless revoked again meanwhile; a rollback
+   * keeps it (one more probe, never a missed revocation).
+   */
+  private readonly revokedPairs = new Map<string, number>();
+  /** Event-log rows of the open transaction, written by one multi-row INSERT before its COMMIT. */
+  private eventRows: Array<{ values: SQLInputValue[]; event: JobEvent | undefined }> = [];
   private txDepth = 0;
 
   constructor(options: StoreOptions) {
@@ -373,6 +391,14 @@ export class JobStore {
       );
     }
     this.stmts = this.prepare();
+    for (const r of this.db
+      .prepare('SELECT DISTINCT executor, data_plane_id FROM revoked_leases')
+      .all() as Array<{
+      executor: string;
+      data_plane_id: string;
+    }>) {
+      this.revokedPairs.set(`${r.executor}\u0000${r.data_plane_id}`, 0);
+    }
   }
 
   private prepare() {
@@ -427,6 +453,18 @@ export class JobStore {
       savepoint: db.prepare('SAVEPOINT report_entry'),
       releaseSavepoint: db.prepare('RELEASE report_entry'),
       rollbackToSavepoint: db.prepare('ROLLBACK TO report_entry'),
+      groupSavepoint: db.prepare('SAVEPOINT group_entry'),
+      releaseGroupSavepoint: db.prepare('RELEASE group_entry'),
+      rollbackToGroupSavepoint: db.prepare('ROLLBACK TO group_entry'),
+      // complete in one statement: the lease check (token, data plane, state, expiry now) is the WHERE.
+      completeLeased: db.prepare(
+        `UPDATE jobs SET state = 'completed', result = ?, lease_token = NULL, lease_expires_at = NULL,
+           not_before = NULL, ended_at = ?, updated_at = ?
+         WHERE id = ? AND lease_token = ? AND (data_plane_id IS NULL OR data_plane_id = ?)
+           AND state IN ('running', 'pending_cancellation')
+           AND (lease_expires_at IS NULL OR lease_expires_at >= ?)
+         RETURNING *`,
+      ),
       renew: db.prepare(
         `UPDATE jobs SET lease_expires_at = ?, progress = COALESCE(?, progress), updated_at = ?
          WHERE id = ? AND lease_token = ? AND data_plane_id = ? AND state IN ('running', 'pending_cancellation')
@@ -459,10 +497,6 @@ export class JobStore {
       logs: db.prepare(
         'SELECT seq, attempt, executor, ts, level, msg FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
-      insertEvent: db.prepare(
-        `INSERT INTO job_event_log (job_seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-      ),
     };
   }
 
@@ -488,10 +522,13 @@ export class JobStore {
     let result: T;
     try {
       result = fn();
+      this.writeEventRows();
       this.db.exec('COMMIT');
     } catch (err) {
       this.db.exec('ROLLBACK');
       this.pendingEvents = [];
+      this.eventRows = [];
+      this.noExpiryBefore = Number.NEGATIVE_INFINITY;
       throw err;
     } finally {
       this.txDepth--;
@@ -500,6 +537,80 @@ export class JobStore {
     this.pendingEvents = [];
     for (const emit of events) emit();
     return result;
+  }
+
+  private group: Array<{ run: () => unknown; done: (err: unknown, value?: unknown) => void }> = [];
+
+  /**
+   * Group commit: runs `fn` inside the one transaction shared by every call made in this event-loop
+   * turn (flushed by `setImmediate`, after the I/O callbacks that delivered the requests). Each call
+   * runs in its own savepoint, so one that throws is rolled back alone (its events dropped) and
+   * rejects, and the others still commit. Every promise settles only after the `COMMIT` (WAL,
+   * synchronous=NORMAL, as for every other transaction); post-commit events are emitted after the
+   * callers' continuations were queued, like those of {@link tx}.
+   */
+  grouped<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.group.length === 0) setImmediate(() => this.flushGroup());
+      this.group.push({
+        run: fn,
+        done: (err, value) => (err === undefined ? resolve(value as T) : reject(err)),
+      });
+    });
+  }
+
+  private flushGroup(): void {
+    const items = this.group;
+    this.group = [];
+    if (items.length === 0) return;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      // Never nested: the flush runs from setImmediate, outside every synchronous transaction.
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const item of items) item.done(err ?? new Error('group commit failed'));
+      return;
+    }
+    this.txDepth++;
+    try {
+      for (const item of items) {
+        const events = this.pendingEvents.length;
+        const rows = this.eventRows.length;
+        this.stmts.groupSavepoint.run();
+        try {
+          const value = item.run();
+          this.stmts.releaseGroupSavepoint.run();
+          outcomes.push({ ok: true, value });
+        } catch (err) {
+          this.stmts.rollbackToGroupSavepoint.run();
+          this.stmts.releaseGroupSavepoint.run();
+          this.pendingEvents.length = events;
+          this.eventRows.length = rows;
+          this.noExpiryBefore = Number.NEGATIVE_INFINITY;
+          outcomes.push({ ok: false, err: err ?? new Error('undefined thrown') });
+        }
+      }
+      this.writeEventRows();
+      this.db.exec('COMMIT');
+    } catch (err) {
+      // The transaction itself failed (the COMMIT, a savepoint): nothing of it is durable.
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      this.pendingEvents = [];
+      this.eventRows = [];
+      this.noExpiryBefore = Number.NEGATIVE_INFINITY;
+      this.txDepth--;
+      for (const item of items) item.done(err ?? new Error('group commit failed'));
+      return;
+    }
+    this.txDepth--;
+    const events = this.pendingEvents;
+    this.pendingEvents = [];
+    items.forEach((item, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) item.done(undefined, o.value);
+      else item.done(o.err);
+    });
+    for (const emit of events) emit();
   }
 
   private emit(event: (l: StoreEvents) => void): void {
@@ -819,8 +930,13 @@ export class JobStore {
   }): { claimed: Job[]; cancel: string[]; lost: string[]; lostReasons: Record<string, LostReason> } {
     return this.tx(() => {
       const now = this.now();
-      this.expireLeasesInTx(now);
+      if (now >= this.noExpiryBefore) {
+        this.expireLeasesInTx(now);
+        this.noExpiryBefore = this.nextLeaseExpiry() ?? Number.POSITIVE_INFINITY;
+      }
       const expires = now + this.opts.leaseTtlMs;
+      // The leases this poll grants or renews end at `expires`.
+      if (expires < this.noExpiryBefore) this.noExpiryBefore = expires;
       const cancel: string[] = [];
       const lost: string[] = [];
       const lostReasons: Record<string, LostReason> = {};
@@ -839,11 +955,21 @@ export class JobStore {
       // Leases taken from this executor by someone else (reschedule, expiry) reach it whether or
       // not this poll lists the job. Delivered once; a holder that misses the answer still learns at
       // its next renewal (the lease no longer renews) or fences itself first.
-      const revoked = this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
-        job_id: string;
-        reason: LostReason;
-        keep_until: number;
-      }>;
+      const pair = `${args.executor}\u0000${args.dataPlaneId}`;
+      const version = this.revokedPairs.get(pair);
+      const revoked =
+        version === undefined
+          ? []
+          : (this.stmts.takeRevoked.all(args.executor, args.dataPlaneId) as Array<{
+              job_id: string;
+              reason: LostReason;
+              keep_until: number;
+            }>);
+      if (version !== undefined) {
+        this.pendingEvents.push(() => {
+          if (this.revokedPairs.get(pair) === version) this.revokedPairs.delete(pair);
+        });
+      }
       if (revoked.length > 0) {
         const renewed = new Set(args.held.map((h) => h.id).filter((id) => !lost.includes(id)));
         for (const r of revoked) {
@@ -974,20 +1100,42 @@ export class JobStore {
 
   complete(id: string, leaseToken: string, dataPlaneId: string, result: unknown): Job {
     return this.tx(() => {
-      const row = this.leased(id, leaseToken, dataPlaneId);
-      const validation = validateResult(row.type, result);
-      if (!validation.ok) {
-        throw issuesError(
-          422,
-          `result does not match the schema of '${row.type}'`,
-          validation.issues.map((i) => ({ ...i, path: i.path ? `result.${i.path}` : 'result' })),
-        );
-      }
-      const now = this.now();
-      const job = this.finish(row, 'completed', now, { result: JSON.stringify(result) });
-      this.enqueueFollowUps(job, now);
-      return job;
+      return this.completeRow(id, leaseToken, dataPlaneId, result);
     });
+  }
+
+  /**
+   * `complete` in one statement: the `UPDATE` carries the lease check in its `WHERE` (token, data
+   * plane, state, and the expiry at the moment of the write), so a good report costs no `SELECT`.
+   * When it matches nothing, {@link leased} says why (404, 403, 410). The result is validated
+   * against the row's type after the write: a refusal throws, and the caller's transaction or
+   * savepoint undoes the write. The Job is built once, for the follow-up rules (and `complete`'s
+   * answer); a report entry sends nothing of it back.
+   */
+  private completeRow(id: string, leaseToken: string, dataPlaneId: string, result: unknown): Job {
+    const now = this.now();
+    const row = (
+      UUID.test(id)
+        ? this.stmts.completeLeased.get(JSON.stringify(result), now, now, id, leaseToken, dataPlaneId, now)
+        : undefined
+    ) as JobRow | undefined;
+    if (row === undefined) {
+      this.leased(id, leaseToken, dataPlaneId);
+      throw new StoreError(410, 'gone', `the lease on job ${id} is no longer held by this token`);
+    }
+    const validation = validateResult(row.type, result);
+    if (!validation.ok) {
+      throw issuesError(
+        422,
+        `result does not match the schema of '${row.type}'`,
+        validation.issues.map((i) => ({ ...i, path: i.path ? `result.${i.path}` : 'result' })),
+      );
+    }
+    this.record(row, 'completed', null);
+    this.emit((l) => l.terminal(row.id));
+    const job = toJob(row);
+    this.enqueueFollowUps(job, now);
+    return job;
   }
 
   fail(id: string, leaseToken: string, dataPlaneId: string, failure: FailureReport): Job {
@@ -1084,11 +1232,12 @@ export class JobStore {
     return this.tx(() =>
       entries.map((e): ReportOutcome => {
         const events = this.pendingEvents.length;
+        const rows = this.eventRows.length;
         this.stmts.savepoint.run();
         try {
           switch (e.outcome) {
             case 'complete':
-              this.complete(e.id, e.lease_token, dataPlaneId, e.result);
+              this.completeRow(e.id, e.lease_token, dataPlaneId, e.result);
               break;
             case 'fail':
               this.fail(e.id, e.lease_token, dataPlaneId, e.failure);
@@ -1106,6 +1255,8 @@ export class JobStore {
           this.stmts.rollbackToSavepoint.run();
           this.stmts.releaseSavepoint.run();
           this.pendingEvents.length = events;
+          this.eventRows.length = rows;
+          this.noExpiryBefore = Number.NEGATIVE_INFINITY;
           if (!(err instanceof StoreError)) {
             return {
               status: 'invalid',
@@ -1209,6 +1360,8 @@ export class JobStore {
       reason,
       now + this.opts.leaseTtlMs,
     );
+    const pair = `${row.executor}\u0000${row.data_plane_id}`;
+    this.revokedPairs.set(pair, (this.revokedPairs.get(pair) ?? 0) + 1);
     this.emit((l) => l.holderAttention(row.id, row.executor));
   }
 
@@ -1322,11 +1475,14 @@ export class JobStore {
     return toJob(row);
   }
 
-  /** Appends to the job event log (inside the transaction) and tells the listeners after the commit. */
+  /**
+   * Appends to the job event log (written with the transaction's other rows, before its COMMIT) and
+   * tells the listeners after the commit.
+   */
   private record(row: JobRow, kind: string, data: unknown): void {
     const at = this.now();
     const dataText = data === null || data === undefined ? null : JSON.stringify(data);
-    const { seq } = this.stmts.insertEvent.get(
+    const values: SQLInputValue[] = [
       row.seq,
       row.id,
       kind,
@@ -1338,10 +1494,13 @@ export class JobStore {
       row.attempt,
       at,
       dataText,
-    ) as { seq: number };
-    if (!this.listeners.some((l) => l.changed)) return;
+    ];
+    if (!this.listeners.some((l) => l.changed)) {
+      this.eventRows.push({ values, event: undefined });
+      return;
+    }
     const event: JobEvent = {
-      seq,
+      seq: 0, // set when the row is written, before the commit
       job_id: row.id,
       kind,
       state: row.state,
@@ -1353,7 +1512,34 @@ export class JobStore {
       at: iso(at),
       data: data ?? null,
     };
+    this.eventRows.push({ values, event });
     this.emit((l) => l.changed?.(event));
+  }
+
+  /** Writes the transaction's event-log rows: one INSERT of up to {@link EVENT_ROWS_PER_INSERT} rows. */
+  private writeEventRows(): void {
+    const rows = this.eventRows;
+    if (rows.length === 0) return;
+    this.eventRows = [];
+    for (let i = 0; i < rows.length; i += EVENT_ROWS_PER_INSERT) {
+      const chunk = rows.slice(i, i + EVENT_ROWS_PER_INSERT);
+      const params: SQLInputValue[] = [];
+      for (const r of chunk) params.push(...r.values);
+      const written = this.insertEvents(chunk.length).all(...params) as Array<{ seq: number }>;
+      // The rows take increasing rowids in the order of the VALUES list (INTEGER PRIMARY KEY, one
+      // statement); RETURNING's order is not specified, so the seqs are sorted back into it.
+      const seqs = written.map((w) => w.seq).sort((a, b) => a - b);
+      chunk.forEach((r, j) => {
+        if (r.event !== undefined) r.event.seq = seqs[j]!;
+      });
+    }
+  }
+
+  private insertEvents(n: number): StatementSync {
+    return this.cachedUpdate(
+      `INSERT INTO job_event_log (job_seq, job_id, kind, state, type, data_plane_id, company_id, executor, attempt, at, data)
+       VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} RETURNING seq`,
+    );
   }
 
   private readonly updateCache = new Map<string, StatementSync>();

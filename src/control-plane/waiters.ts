@@ -23,25 +23,45 @@ interface Parked extends ParkedPoll {
   wakeAt(at: number): void;
 }
 
+/** A wake-up event, kept a while so a poll that parks after it was emitted still sees it. */
+type WakeEvent =
+  | { kind: 'claimable'; type: string; dataPlaneId: string | null; notBefore: number | null }
+  | { kind: 'attention'; jobId: string; executor: string | null };
+
+/** How many recent wake-up events are kept for polls that park late (group commit). */
+const RECENT_EVENTS = 1024;
+
+function deliver(p: Parked, e: WakeEvent): void {
+  if (e.kind === 'attention') {
+    if (p.executor === e.executor || p.heldIds.has(e.jobId)) p.wake();
+    return;
+  }
+  if (!p.wantsClaims || !p.jobTypes.has(e.type)) return;
+  if (e.dataPlaneId !== null && e.dataPlaneId !== p.dataPlaneId) return;
+  if (e.notBefore === null || e.notBefore <= Date.now()) p.wake();
+  else p.wakeAt(e.notBefore);
+}
+
 export class Waiters {
   private readonly polls = new Set<Parked>();
   private readonly terminal = new Map<string, Set<() => void>>();
   private readonly store: JobStore;
+  /** Wake-up events emitted so far; `recent` holds the last {@link RECENT_EVENTS} of them. */
+  private emitted = 0;
+  private readonly recent: WakeEvent[] = [];
 
   constructor(store: JobStore) {
     this.store = store;
+    const wakeUp = (e: WakeEvent) => {
+      this.emitted++;
+      this.recent.push(e);
+      if (this.recent.length > RECENT_EVENTS) this.recent.shift();
+      for (const p of this.polls) deliver(p, e);
+    };
     store.subscribe({
-      claimable: (type, dataPlaneId, notBefore) => {
-        for (const p of this.polls) {
-          if (!p.wantsClaims || !p.jobTypes.has(type)) continue;
-          if (dataPlaneId !== null && dataPlaneId !== p.dataPlaneId) continue;
-          if (notBefore === null || notBefore <= Date.now()) p.wake();
-          else p.wakeAt(notBefore);
-        }
-      },
-      holderAttention: (jobId, executor) => {
-        for (const p of this.polls) if (p.executor === executor || p.heldIds.has(jobId)) p.wake();
-      },
+      claimable: (type, dataPlaneId, notBefore) =>
+        wakeUp({ kind: 'claimable', type, dataPlaneId, notBefore }),
+      holderAttention: (jobId, executor) => wakeUp({ kind: 'attention', jobId, executor }),
       terminal: (jobId) => {
         const set = this.terminal.get(jobId);
         if (set) for (const wake of set) wake();
@@ -55,9 +75,20 @@ export class Waiters {
   }
 
   /**
-   * Parks a poll for up to `maxWaitMs`. Resolves `true` if the client went away meanwhile.
+   * How many wake-up events were emitted so far: read when a poll's statements run (inside the group
+   * commit), it lets {@link parkPoll} deliver the events emitted between then and the park.
    */
-  parkPoll(poll: ParkedPoll, maxWaitMs: number, res: ServerResponse): Promise<boolean> {
+  get generation(): number {
+    return this.emitted;
+  }
+
+  /**
+   * Parks a poll for up to `maxWaitMs`. Resolves `true` if the client went away meanwhile.
+   * `since` ({@link generation} when the poll ran): the wake-up events emitted after it are delivered
+   * at once, so none is lost between the poll's transaction and the park (with fewer events kept
+   * than missed, it wakes at once).
+   */
+  parkPoll(poll: ParkedPoll, maxWaitMs: number, res: ServerResponse, since = this.emitted): Promise<boolean> {
     let wait = maxWaitMs;
     if (poll.wantsClaims) {
       const next = this.store.nextNotBefore(poll.dataPlaneId, [...poll.jobTypes]);
@@ -85,6 +116,9 @@ export class Waiters {
       };
       res.on('close', onClose);
       this.polls.add(parked);
+      const missed = this.emitted - since;
+      if (missed > this.recent.length) parked.wake();
+      else for (const e of this.recent.slice(this.recent.length - missed)) deliver(parked, e);
     });
   }
 

@@ -9,7 +9,6 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../../executors/local/executor.ts';
-import { LOCAL_JOB_TYPES } from '../../executors/local/index.ts';
 import { LazyLocalExecutor } from '../../executors/local/lazy.ts';
 import { createTestContext, testJob } from '../../src/executor/testing.ts';
 import { localConfig } from './support.ts';
@@ -79,7 +78,7 @@ describe('the local executor loads DuckDB on first use', () => {
     );
     try {
       await started;
-      const second = new LazyLocalExecutor(localConfig(dir), LOCAL_JOB_TYPES);
+      const second = new LazyLocalExecutor(localConfig(dir));
       await expect(second.start()).rejects.toThrow(
         /the local data plane at .*warehouse\.duckdb is in use by another process \(pid \d+/,
       );
@@ -88,7 +87,7 @@ describe('the local executor loads DuckDB on first use', () => {
       await holder.done;
     }
     // Released on close: this process may take it now.
-    const third = new LazyLocalExecutor(localConfig(dir), LOCAL_JOB_TYPES);
+    const third = new LazyLocalExecutor(localConfig(dir));
     await third.start();
     await third.close();
   }, 60_000);
@@ -99,7 +98,7 @@ describe('the local executor loads DuckDB on first use', () => {
     const pid = gone.pid!;
     await new Promise((r) => gone.on('exit', r));
     writeFileSync(join(dir, 'daemon.lock'), JSON.stringify({ pid, host: hostname() }));
-    const ex = new LazyLocalExecutor(localConfig(dir), LOCAL_JOB_TYPES);
+    const ex = new LazyLocalExecutor(localConfig(dir));
     await ex.start();
     const t = createTestContext();
     await ex.execute(testJob('nql-forecast', { compiled_sql: 'SELECT 1 AS one', nql: '-' }), t.ctx);

@@ -41,6 +41,8 @@ interface Seen {
   firstSeenAt: number;
   waitMs: number;
   version: string | null;
+  /** The User-Agent `version` was read from: parsed again only when it changes. */
+  userAgent: string | undefined;
   history: { t: number[]; held: number[]; capacity: number[] };
 }
 
@@ -79,8 +81,14 @@ export class OperatorTracker {
   ): void {
     const key = `${poll.data_plane_id}\u0000${poll.executor}`;
     const now = this.now();
-    const ua = UserAgentVersion.safeParse(req.headers['user-agent']);
+    const userAgent = req.headers['user-agent'];
     const prev = this.seen.get(key);
+    let version: string | null;
+    if (prev !== undefined && prev.userAgent === userAgent) version = prev.version;
+    else {
+      const ua = UserAgentVersion.safeParse(userAgent);
+      version = ua.success ? ua.data : (prev?.version ?? null);
+    }
     this.seen.delete(key); // re-inserted last: the map stays ordered by last poll
     this.seen.set(key, {
       executor: poll.executor,
@@ -90,7 +98,8 @@ export class OperatorTracker {
       lastPollAt: now,
       firstSeenAt: prev?.firstSeenAt ?? now,
       waitMs: poll.wait_ms ?? 0,
-      version: ua.success ? ua.data : (prev?.version ?? null),
+      version,
+      userAgent,
       history: prev?.history ?? { t: [], held: [], capacity: [] },
     });
     if (this.seen.size > MAX_OPERATORS) {
